@@ -1,0 +1,25 @@
+# One-command set-up, tests and reproduction. See README.md.
+PYTHON ?= python3.11
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PRESET ?= smoke
+
+.PHONY: setup test reproduce bench clean-smoke
+
+setup:  ## venv + the package with its dev extras + a Jupyter kernel named "isfr"
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --upgrade pip setuptools wheel
+	$(PY) -m pip install -e '.[dev]'
+	$(PY) -m ipykernel install --sys-prefix --name isfr --display-name "Python (isfr)"
+
+test:   ## pytest for isfr/ and nbval over notebooks/ (smoke preset)
+	$(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider
+
+reproduce:  ## run notebooks 01..06 with papermill at PRESET (smoke | small | paper)
+	$(PY) -m isfr.cli reproduce --preset $(PRESET)
+
+bench:  ## benchmark tables (data loading, models, training)
+	for b in benchmarks/bench_*.py; do $(PY) $$b || exit 1; done
+
+clean-smoke:
+	rm -rf figures/smoke runs/smoke

@@ -1,0 +1,59 @@
+"""Run the numbered notebooks in order with papermill at one preset.
+
+The executed copies are kept beside that preset's figures
+(``figures/<preset>/notebooks/NN_name.ipynb``): they are the readable record of a run.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+from .paths import NOTEBOOKS_DIR, figures_dir
+
+PRESETS = ("smoke", "small", "paper")
+
+
+def numbered_notebooks(folder: Path = NOTEBOOKS_DIR) -> list[Path]:
+    """``NN_*.ipynb`` in ``folder``, in order."""
+    nbs = sorted(p for p in folder.glob("[0-9][0-9]_*.ipynb"))
+    if not nbs:
+        raise FileNotFoundError(f"no numbered notebooks (NN_*.ipynb) in {folder}")
+    return nbs
+
+
+def reproduce(
+    preset: str = "smoke",
+    data_root: str | None = None,
+    only: list[str] | None = None,
+    seed: int = 0,
+    kernel: str = "python3",
+    extra_parameters: dict | None = None,
+) -> list[Path]:
+    """Execute every numbered notebook (or those whose prefix is in ``only``) at ``preset``."""
+    import papermill as pm
+
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; choose one of {PRESETS}")
+    out_dir = figures_dir(preset) / "notebooks"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    params = {"preset": preset, "seed": seed, "data_root": data_root or os.environ.get("ISFR_DATA_ROOT", "")}
+    params.update(extra_parameters or {})
+    done = []
+    for nb in numbered_notebooks():
+        if only and nb.name[:2] not in only:
+            continue
+        out = out_dir / nb.name
+        t0 = time.time()
+        print(f"[isfr reproduce] {nb.name} (preset={preset}) -> {out}", flush=True)
+        pm.execute_notebook(str(nb), str(out), parameters=params, kernel_name=kernel, cwd=str(nb.parent), progress_bar=False)
+        print(f"[isfr reproduce] {nb.name} done in {time.time() - t0:.0f} s", flush=True)
+        done.append(out)
+    return done
+
+
+if __name__ == "__main__":  # pragma: no cover
+    from .cli import main
+
+    sys.exit(main(["reproduce", *sys.argv[1:]]))

@@ -1,5 +1,5 @@
 # One-command set-up, tests and reproduction. See README.md.
-PYTHON ?= python3.11
+PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PRESET ?= smoke

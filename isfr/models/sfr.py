@@ -1,0 +1,175 @@
+"""Stage three: the Structural Feature Refinement (SFR) generator (paper, section 3.3, Fig. 5, eq. 1).
+
+A U-Net whose encoder is split in two: E_I reads the masked input I_I, E_C reads the IFR
+output; one decoder D_F gets, at every level, the skip
+
+    F_i^E = Concat(w * F_i^{E_I}, F_i^{E_C})                      (eq. 1, w = 1 / N_M in the paper)
+
+and the bottleneck is the same concatenation of the two innermost features. Fig. 5 survives
+only as a caption, so kernels, widths and depth are LGNet's refinement U-Net (``Unet256``:
+4x4 stride-2 convs, widths ngf * (1, 2, 4, 8, 8, ...), down to 1x1). The weighting is ambiguous
+in the paper; ``SFRConfig.weighting`` / ``weighted_levels`` name the readings (docs/architecture.md).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal, Union
+
+import torch
+import torch.nn as nn
+
+from .ifr import Norm, check_image_mask, init_weights, make_norm
+
+Weighting = Literal["paper", "valid_fraction", "inverse_ratio", "none"]
+WeightedLevels = Union[Literal["all", "skips", "bottleneck"], tuple[int, ...]]
+
+
+def eq1_weight(mask: torch.Tensor, mode: Weighting = "paper", r_min: float = 0.01) -> torch.Tensor:
+    """Per-sample weight w of eq. (1), shape (B, 1, 1, 1), from a (B, 1, H, W) mask (1 = hole).
+
+    N_M = number of hole pixels of the sample at the mask's resolution, N = H * W.
+
+    - ``"paper"``: w = 1 / max(N_M, 1) (literal eq. 1; N_M = 0 gives 1, not a division by zero).
+    - ``"valid_fraction"``: w = 1 - N_M / N (1 without hole, 0 for an all-hole mask).
+    - ``"inverse_ratio"``: w = r_min / max(N_M / N, r_min), in (0, 1], inversely proportional
+      to the hole ratio above r_min.
+    - ``"none"``: w = 1 (the ablation of section 4.2.3).
+    """
+    n_m = mask.flatten(1).sum(1).view(-1, 1, 1, 1).to(torch.float32)
+    n = mask[0].numel()
+    if mode == "paper":
+        w = 1.0 / n_m.clamp(min=1.0)
+    elif mode == "valid_fraction":
+        w = 1.0 - n_m / n
+    elif mode == "inverse_ratio":
+        if not r_min > 0:
+            raise ValueError(f"eq1_weight: r_min must be > 0, got {r_min}")
+        w = r_min / (n_m / n).clamp(min=r_min)
+    elif mode == "none":
+        w = torch.ones_like(n_m)
+    else:
+        raise ValueError(
+            f"eq1_weight: mode must be 'paper', 'valid_fraction', 'inverse_ratio' or 'none', got {mode!r}"
+        )
+    return w.to(mask.dtype if mask.is_floating_point() else torch.float32)
+
+
+@dataclass
+class SFRConfig:
+    img_ch: int = 3  # paper, 3.3: RGB images I_I and I_IFR
+    ei_mask: bool = True  # our choice (LGNet): E_I sees I_I concatenated with M (4 ch): holes are 0, M says where
+    ec_mask: bool = True  # our choice (LGNet): E_C sees I_IFR concatenated with M (4 ch): every LGNet stage gets M
+    out_ch: int = 3  # paper, 3.3: RGB output
+    ngf: int = 64  # our choice (LGNet Unet256): width of level 0; level i has ngf * min(2**i, max_mult)
+    max_mult: int = 8  # our choice (LGNet Unet256): widths capped at 8 * ngf = 512
+    depth: int | None = None  # our choice (LGNet Unet256): None = log2(img_size) levels, bottleneck 1x1 (8 at 256)
+    norm: Norm = "batch"  # our choice (LGNet): Pix2PixGLG uses norm='batch'
+    img_size: int = 256  # paper, 4.1: 256x256
+    weighting: Weighting = "paper"  # paper, eq. 1: w = 1 / N_M (literal); see eq1_weight for the other readings
+    weighted_levels: WeightedLevels = "all"  # our choice: eq. 1 is written for every level i and the bottleneck
+    r_min: float = 0.01  # our choice: floor of the hole ratio for weighting="inverse_ratio"
+    init_gain: float = 0.02  # our choice (LGNet): 'normal' init, std 0.02
+
+
+def _encoder(c_in: int, widths: list[int], norm: Norm) -> nn.ModuleList:
+    """Levels of 4x4 stride-2 conv -> norm (not on the first and innermost level) -> LeakyReLU(0.2)."""
+    blocks, d = [], len(widths)
+    for i, c in enumerate(widths):
+        use_norm = 0 < i < d - 1
+        blocks.append(nn.Sequential(
+            nn.Conv2d(c_in, c, 4, 2, 1, bias=not use_norm or norm == "none"),
+            make_norm(norm, c) if use_norm else nn.Identity(),
+            nn.LeakyReLU(0.2),
+        ))
+        c_in = c
+    return nn.ModuleList(blocks)
+
+
+class SFRGenerator(nn.Module):
+    """SFR generator G_SFR(I_I, I_IFR, M) -> image in [-1, 1] (section 3.3, Fig. 5, eq. 1).
+
+    Level i (0 = outermost, depth-1 = bottleneck) has features F_i of size img_size / 2**(i+1).
+    The decoder block ``dec[i]`` upsamples from level i to level i-1 (``dec[0]`` to the output);
+    its input is Concat(h_i, w_i * F_i^{E_I}, F_i^{E_C}) with h_i the previous decoder output
+    (absent for the bottleneck), w_i = eq1_weight(M) if level i is weighted, else 1.
+    """
+
+    def __init__(self, cfg: SFRConfig | None = None, **overrides):
+        super().__init__()
+        cfg = cfg or SFRConfig()
+        if overrides:
+            cfg = SFRConfig(**{**cfg.__dict__, **overrides})
+        self.cfg = cfg
+        s = cfg.img_size
+        if s < 2 or s & (s - 1):
+            raise ValueError(f"SFRGenerator: img_size must be a power of two >= 2, got {s}")
+        max_depth = int(math.log2(s))
+        depth = max_depth if cfg.depth is None else cfg.depth
+        if not 1 <= depth <= max_depth:
+            raise ValueError(
+                f"SFRGenerator: depth must be in [1, {max_depth}] for img_size={s} "
+                f"(each level halves the size), got {depth}"
+            )
+        self.depth = depth
+        self.weighted = self._resolve_levels(cfg.weighted_levels, depth)
+        widths = [cfg.ngf * min(2**i, cfg.max_mult) for i in range(depth)]
+        self.widths = widths
+        self.enc_i = _encoder(cfg.img_ch + int(cfg.ei_mask), widths, cfg.norm)  # E_I
+        self.enc_c = _encoder(cfg.img_ch + int(cfg.ec_mask), widths, cfg.norm)  # E_C
+        dec = []  # D_F: ReLU -> 4x4 stride-2 transposed conv -> norm (tanh on the last)
+        for i in range(depth):
+            c_in = 2 * widths[i] + (widths[i] if i < depth - 1 else 0)
+            if i == 0:
+                dec.append(nn.Sequential(nn.ReLU(), nn.ConvTranspose2d(c_in, cfg.out_ch, 4, 2, 1), nn.Tanh()))
+            else:
+                c_out = widths[i - 1]
+                dec.append(nn.Sequential(
+                    nn.ReLU(),
+                    nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=cfg.norm == "none"),
+                    make_norm(cfg.norm, c_out),
+                ))
+        self.dec = nn.ModuleList(dec)
+        init_weights(self, cfg.init_gain)
+
+    @staticmethod
+    def _resolve_levels(levels: WeightedLevels, depth: int) -> tuple[bool, ...]:
+        if levels == "all":
+            idx = set(range(depth))
+        elif levels == "skips":
+            idx = set(range(depth - 1))
+        elif levels == "bottleneck":
+            idx = {depth - 1}
+        elif isinstance(levels, (tuple, list)) and all(isinstance(i, int) for i in levels):
+            bad = [i for i in levels if not 0 <= i < depth]
+            if bad:
+                raise ValueError(f"SFRGenerator: weighted_levels {bad} outside [0, {depth - 1}] (depth={depth})")
+            idx = set(levels)
+        else:
+            raise ValueError(
+                f"SFRGenerator: weighted_levels must be 'all', 'skips', 'bottleneck' or a tuple of "
+                f"level indices, got {levels!r}"
+            )
+        return tuple(i in idx for i in range(depth))
+
+    def forward(self, i_in: torch.Tensor, i_ifr: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """I_I (B, 3, S, S) masked input, I_IFR (B, 3, S, S) IFR output, M (B, 1, S, S) -> (B, 3, S, S)."""
+        cfg = self.cfg
+        check_image_mask(i_in, mask, cfg.img_ch, cfg.img_size, "SFRGenerator (I_I)")
+        check_image_mask(i_ifr, mask, cfg.img_ch, cfg.img_size, "SFRGenerator (I_IFR)")
+        m = mask.to(i_in.dtype)
+        a = torch.cat([i_in, m], 1) if cfg.ei_mask else i_in
+        c = torch.cat([i_ifr, m], 1) if cfg.ec_mask else i_ifr
+        feats_i, feats_c = [], []
+        for e_i, e_c in zip(self.enc_i, self.enc_c):
+            a, c = e_i(a), e_c(c)
+            feats_i.append(a)
+            feats_c.append(c)
+        w = eq1_weight(mask, cfg.weighting, cfg.r_min).to(i_in.dtype)
+        h = None
+        for i in reversed(range(self.depth)):
+            f_i = feats_i[i] * w if self.weighted[i] else feats_i[i]
+            parts = [f_i, feats_c[i]] if h is None else [h, f_i, feats_c[i]]
+            h = self.dec[i](torch.cat(parts, 1))
+        return h

@@ -1,0 +1,141 @@
+"""Presets ``smoke`` / ``small`` / ``paper``: one code path, different parameters.
+
+Each component keeps its own config dataclass beside its code (``IFRConfig`` in
+``isfr.models.ifr``, ``LossConfig`` in ``isfr.losses`` ...), with the paper's values as defaults;
+this module only composes them and states what differs per preset. Values the paper gives carry
+their section or equation; everything else is marked "ours".
+
+- ``smoke``: minutes on a 2-core CPU (CI and a first run); synthetic faces unless a data root is set;
+  tiny widths; numbers from it mean nothing.
+- ``small``: 64 px on real CelebA faces, bf16 autocast on the CPU, a few CPU-hours in all.
+- ``paper``: 256 px, full CelebA, a GPU; pretrained pSp (``psp_ffhq_encode.pt``) frozen as in
+  section 3.1; the paper gives no step count, so the schedule is ours.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from .losses import LossConfig
+from .models.discriminators import DiscriminatorConfig
+from .models.ifr import IFRConfig
+from .models.sfr import SFRConfig
+from .models.stage1 import PSPConfig, StyleGANConfig
+
+PresetName = Literal["smoke", "small", "paper"]
+
+
+@dataclass
+class DataConfig:
+    resolution: int = 256  # section 4.1: "all images are resized to 256x256"
+    preprocess: Literal["center_crop", "resize"] = "center_crop"  # ours: keeps the face's aspect ratio
+    split_protocol: Literal["official", "paper"] = "official"  # ours; "paper" = random 90/10 (section 4.1)
+    mask_protocol: Literal["paper", "leak_free"] = "paper"  # section 4.1: NVIDIA test masks for train and test
+    mask_augment: bool = False  # ours: flips / rotations / dilation of training masks
+    train_limit: int | None = None  # None = the whole split
+    val_limit: int | None = 200  # ours: val images used to pick checkpoints
+    test_limit: int | None = None  # None = the whole test split (scored once)
+    num_workers: int = 2
+
+
+@dataclass
+class ScheduleConfig:
+    """Training schedule. Section 4.1 gives Adam, lr 1e-4, default betas, batch 1; the rest is ours."""
+
+    batch_size: int = 1  # section 4.1
+    lr: float = 1e-4  # section 4.1
+    betas: tuple[float, float] = (0.9, 0.999)  # section 4.1: "default momentum parameters"
+    stylegan_steps: int = 0  # ours: only when no pretrained generator is given
+    stylegan_batch_size: int = 16  # ours
+    stylegan_lr: float = 2e-3  # ours (StyleGAN2's default)
+    psp_steps: int = 0  # ours: 0 = use the pretrained encoder as is (paper)
+    psp_batch_size: int = 8  # ours
+    ifr_steps: int = 300_000  # ours (the paper gives no step count)
+    sfr_steps: int = 300_000  # ours
+    amp: Literal["none", "bf16", "fp16"] = "fp16"  # ours: CUDA AMP on the GPU; bf16 autocast on the CPU
+    log_every: int = 100
+    ckpt_every: int = 5_000
+    val_every: int = 5_000
+    val_pairs: int = 200  # ours: fixed val (image, mask) pairs for checkpoint selection
+
+
+@dataclass
+class Preset:
+    name: PresetName
+    data: DataConfig = field(default_factory=DataConfig)
+    stylegan: StyleGANConfig = field(default_factory=StyleGANConfig)
+    psp: PSPConfig = field(default_factory=PSPConfig)
+    ifr: IFRConfig = field(default_factory=IFRConfig)
+    sfr: SFRConfig = field(default_factory=SFRConfig)
+    disc: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    allow_random_vgg: bool = False  # ours: True only where ImageNet VGG-16 cannot be had (smoke, small)
+    seed: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _paper() -> Preset:
+    return Preset(name="paper")
+
+
+def _small() -> Preset:
+    r = 64
+    return Preset(
+        name="small",
+        data=DataConfig(resolution=r, val_limit=200),
+        stylegan=StyleGANConfig(size=r, style_dim=256, n_mlp=4, channel_multiplier=1, channel_max=128),
+        psp=PSPConfig(input_nc=4, width=0.25, checkpoint=None),
+        ifr=IFRConfig(ngf=32, img_size=r),
+        sfr=SFRConfig(ngf=32, img_size=r),
+        disc=DiscriminatorConfig(ndf=32, img_size=r),
+        schedule=ScheduleConfig(
+            batch_size=16, stylegan_steps=6_000, psp_steps=3_000, ifr_steps=3_000, sfr_steps=4_000,
+            amp="bf16", log_every=25, ckpt_every=250, val_every=500, val_pairs=256,
+        ),
+        allow_random_vgg=True,
+    )
+
+
+def _smoke() -> Preset:
+    r = 64
+    return Preset(
+        name="smoke",
+        data=DataConfig(resolution=r, train_limit=64, val_limit=8, test_limit=8, num_workers=0),
+        stylegan=StyleGANConfig(size=r, style_dim=32, n_mlp=2, channel_multiplier=1, channel_max=16),
+        psp=PSPConfig(input_nc=4, width=0.125, checkpoint=None),
+        ifr=IFRConfig(ngf=8, img_size=r),
+        sfr=SFRConfig(ngf=8, img_size=r),
+        disc=DiscriminatorConfig(ndf=8, img_size=r),
+        schedule=ScheduleConfig(
+            batch_size=4, stylegan_steps=30, stylegan_batch_size=4, psp_steps=20, psp_batch_size=4,
+            ifr_steps=20, sfr_steps=20, amp="none", log_every=5, ckpt_every=10, val_every=10, val_pairs=8,
+        ),
+        allow_random_vgg=True,
+    )
+
+
+_BUILDERS = {"smoke": _smoke, "small": _small, "paper": _paper}
+
+
+def _apply(obj: Any, key: str, value: Any) -> None:
+    head, _, rest = key.partition(".")
+    if not hasattr(obj, head):
+        raise KeyError(f"unknown preset field {key!r}")
+    if rest:
+        _apply(getattr(obj, head), rest, value)
+    else:
+        setattr(obj, head, value)
+
+
+def get_preset(name: str, **overrides: Any) -> Preset:
+    """The named preset, with dotted overrides: ``get_preset("small", **{"sfr.weighting": "none"})``."""
+    if name not in _BUILDERS:
+        raise ValueError(f"unknown preset {name!r}; choose one of {sorted(_BUILDERS)}")
+    preset = _BUILDERS[name]()
+    for key, value in overrides.items():
+        _apply(preset, key, value)
+    return preset

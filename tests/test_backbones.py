@@ -1,0 +1,138 @@
+"""Backbone loading from torchvision-format files in the hub cache (the tests write the files)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from isfr import backbones as B
+
+VGG_CONVS = {0: (64, 3), 2: (64, 64), 5: (128, 64), 7: (128, 128), 10: (256, 128), 12: (256, 256),
+             14: (256, 256)}
+ALEX_CONVS = {0: (64, 3, 11), 3: (192, 64, 5), 6: (384, 192, 3), 8: (256, 384, 3), 10: (256, 256, 3)}
+
+
+@pytest.fixture
+def torch_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url",
+                        lambda *a, **k: pytest.fail("tried to download"))
+    return tmp_path
+
+
+def write_vgg_file(torch_home: Path, seed: int = 0) -> dict[str, torch.Tensor]:
+    """A torchvision-format VGG-16 state_dict with the keys the loader uses, random values."""
+    g = torch.Generator().manual_seed(seed)
+    sd = {}
+    for i, (o, c) in VGG_CONVS.items():
+        sd[f"features.{i}.weight"] = torch.randn(o, c, 3, 3, generator=g) * (2 / (9 * c)) ** 0.5
+        sd[f"features.{i}.bias"] = torch.randn(o, generator=g) * 0.1
+    path = torch_home / "hub" / "checkpoints" / B.VGG16_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(sd, path)
+    return sd
+
+
+def write_alexnet_file(torch_home: Path, seed: int = 0) -> dict[str, torch.Tensor]:
+    """A torchvision-format AlexNet state_dict (``features.{0,3,6,8,10}``), random values."""
+    g = torch.Generator().manual_seed(seed)
+    sd = {}
+    for i, (o, c, k) in ALEX_CONVS.items():
+        sd[f"features.{i}.weight"] = torch.randn(o, c, k, k, generator=g) * (2 / (k * k * c)) ** 0.5
+        sd[f"features.{i}.bias"] = torch.randn(o, generator=g) * 0.1
+    path = torch_home / "hub" / "checkpoints" / B.ALEXNET_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(sd, path)
+    return sd
+
+
+def test_hub_path_honours_torch_home(torch_home):
+    assert B.hub_checkpoint_path(B.VGG16_FILE) == torch_home / "hub" / "checkpoints" / B.VGG16_FILE
+
+
+def test_missing_vgg_file_error_names_path_and_file(torch_home):
+    with pytest.raises(FileNotFoundError) as e:
+        B.load_vgg16_features("imagenet")
+    msg = str(e.value)
+    assert str(torch_home / "hub" / "checkpoints" / "vgg16-397923af.pth") in msg
+    assert "https://download.pytorch.org/models/vgg16-397923af.pth" in msg
+
+
+def test_missing_alexnet_file_error_names_path(torch_home):
+    with pytest.raises(FileNotFoundError, match="alexnet-owt-7be5be79.pth") as e:
+        B.load_alexnet_state_dict()
+    assert str(torch_home / "hub" / "checkpoints") in str(e.value)
+
+
+def _manual_vgg(x: torch.Tensor, sd: dict[str, torch.Tensor]) -> list[torch.Tensor]:
+    mean = torch.tensor(B.IMAGENET_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(B.IMAGENET_STD).view(1, 3, 1, 1)
+    h = ((x + 1) / 2 - mean) / std
+
+    def conv(h, i):
+        return F.relu(F.conv2d(h, sd[f"features.{i}.weight"], sd[f"features.{i}.bias"], padding=1))
+
+    h = F.max_pool2d(conv(conv(h, 0), 2), 2)
+    p1 = h
+    h = F.max_pool2d(conv(conv(h, 5), 7), 2)
+    p2 = h
+    h = F.max_pool2d(conv(conv(conv(h, 10), 12), 14), 2)
+    return [p1, p2, h]
+
+
+def test_vgg_loads_file_and_matches_manual_forward(torch_home):
+    sd = write_vgg_file(torch_home)
+    vgg = B.load_vgg16_features("imagenet")
+    assert vgg.random_features is False and vgg.label == "ImageNet VGG-16 features"
+    assert not vgg.training and not any(p.requires_grad for p in vgg.parameters())
+    vgg.train()
+    assert not vgg.training
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    got, want = vgg(x), _manual_vgg(x, sd)
+    assert [t.shape[1:] for t in got] == [(64, 16, 16), (128, 8, 8), (256, 4, 4)]
+    for a, b in zip(got, want):
+        assert torch.allclose(a, b, atol=1e-5)
+
+
+def test_vgg_file_missing_key_is_reported(torch_home):
+    sd = write_vgg_file(torch_home)
+    del sd["features.14.bias"]
+    torch.save(sd, B.hub_checkpoint_path(B.VGG16_FILE))
+    with pytest.raises(ValueError, match="features.14.bias"):
+        B.load_vgg16_features("imagenet")
+
+
+def test_vgg_random_mode_sets_flag_seeded_and_keeps_global_rng(torch_home):
+    with pytest.raises(ValueError, match="allow_random"):
+        B.load_vgg16_features("random")
+    torch.manual_seed(123)
+    before = torch.random.get_rng_state()
+    a = B.load_vgg16_features("random", allow_random=True, seed=7)
+    assert torch.equal(before, torch.random.get_rng_state())
+    b = B.load_vgg16_features("random", allow_random=True, seed=7)
+    c = B.load_vgg16_features("random", allow_random=True, seed=8)
+    assert a.random_features and a.label == "random VGG features"
+    x = torch.rand(1, 3, 16, 16) * 2 - 1
+    assert all(torch.equal(p, q) for p, q in zip(a(x), b(x)))
+    assert not torch.equal(a(x)[2], c(x)[2])
+
+
+def test_vgg_imagenet_falls_back_to_random_only_when_allowed(torch_home):
+    vgg = B.load_vgg16_features("imagenet", allow_random=True)
+    assert vgg.random_features is True
+
+
+def test_alexnet_state_dict_from_file(torch_home):
+    sd = write_alexnet_file(torch_home)
+    got = B.load_alexnet_state_dict()
+    assert set(got) == {f"{i}.{p}" for i in ALEX_CONVS for p in ("weight", "bias")}
+    assert torch.equal(got["6.weight"], sd["features.6.weight"])
+
+
+def test_check_hash_rejects_non_release_file(torch_home):
+    write_vgg_file(torch_home)
+    with pytest.raises(ValueError, match="sha256"):
+        B.load_vgg16_features("imagenet", check_hash=True)

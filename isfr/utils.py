@@ -1,0 +1,133 @@
+"""Small shared helpers: seeding, git commit lookup, atomic file writes."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import random
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import IO, Any, Iterator
+
+import numpy as np
+import torch
+
+__all__ = [
+    "seed_everything",
+    "git_commit",
+    "atomic_open",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "atomic_write_json",
+    "atomic_torch_save",
+    "TMP_SUFFIX",
+]
+
+#: Suffix of the temporary files written by the atomic helpers (``.<name>.<random>.tmp``).
+TMP_SUFFIX = ".tmp"
+
+
+def seed_everything(seed: int, deterministic: bool = False) -> None:
+    """Seed Python's, NumPy's and torch's global RNGs (all devices).
+
+    With ``deterministic=True`` also ask torch for deterministic algorithms
+    (``torch.use_deterministic_algorithms``; cuDNN benchmark off) and set
+    ``CUBLAS_WORKSPACE_CONFIG`` if it is unset, as CUDA requires.
+    """
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)  # seeds CUDA too
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True)
+        torch.backends.cudnn.deterministic = True
+        torch.backends.cudnn.benchmark = False
+
+
+def git_commit(repo_dir: str | Path | None = None) -> str:
+    """Short hash of ``HEAD`` (``"-dirty"`` appended if tracked files changed), or ``"unknown"``.
+
+    ``repo_dir`` defaults to the folder holding this package. Untracked files do
+    not count as dirty.
+    """
+    cwd = Path(repo_dir) if repo_dir is not None else Path(__file__).resolve().parent
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10
+        )
+        if head.returncode != 0:
+            return "unknown"
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=cwd, capture_output=True, text=True, timeout=10,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    commit = head.stdout.strip() or "unknown"
+    if status.returncode == 0 and status.stdout.strip():
+        commit += "-dirty"
+    return commit
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Best-effort fsync of a directory so a rename survives a crash (no-op where unsupported)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_open(path: str | Path, mode: str = "wb", encoding: str | None = None) -> Iterator[IO[Any]]:
+    """Open a temp file next to ``path``; on success fsync it and ``os.replace`` it onto ``path``.
+
+    If the body raises, the temp file is removed and ``path`` is untouched. If the
+    process is killed, only a hidden ``.<name>.*.tmp`` file can be left behind.
+    """
+    if "w" not in mode:
+        raise ValueError(f"atomic_open writes whole files; mode must contain 'w', got {mode!r}")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TMP_SUFFIX)
+    try:
+        with os.fdopen(fd, mode, encoding=encoding) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(path.parent)
+
+
+def atomic_write_bytes(data: bytes, path: str | Path) -> None:
+    """Write ``data`` to ``path`` atomically."""
+    with atomic_open(path, "wb") as f:
+        f.write(data)
+
+
+def atomic_write_text(text: str, path: str | Path) -> None:
+    """Write ``text`` (UTF-8) to ``path`` atomically."""
+    with atomic_open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+
+
+def atomic_write_json(obj: Any, path: str | Path) -> None:
+    """Write ``obj`` as indented JSON to ``path`` atomically (non-JSON values via ``str``)."""
+    atomic_write_text(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n", path)
+
+
+def atomic_torch_save(obj: Any, path: str | Path) -> None:
+    """``torch.save(obj, path)`` atomically: a crash or error never leaves a half-written ``path``."""
+    with atomic_open(path, "wb") as f:
+        torch.save(obj, f)

@@ -152,19 +152,23 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> ToyStage:
 
 def test_resume_in_slices_matches_uninterrupted_run(tmp_path: Path, reference: ToyStage) -> None:
     first = ToyStage()
-    res = fit(first, ToyData(), toy_cfg(max_steps_this_call=6), tmp_path, config=ToyConfig())
-    assert (res.step, res.finished, res.stop_reason) == (6, False, "max_steps_this_call")
-    assert (tmp_path / "checkpoints" / "step_0000006.pt").exists()  # slice end is checkpointed
+    res = fit(first, ToyData(), toy_cfg(max_steps_this_call=5), tmp_path, config=ToyConfig())
+    assert (res.step, res.finished, res.stop_reason) == (5, False, "max_steps_this_call")
+    assert (tmp_path / "checkpoints" / "step_0000005.pt").exists()  # slice end is checkpointed
     assert not (tmp_path / "done.json").exists()
 
     second = ToyStage()  # fresh process: new weights, new RNG, until fit restores them
     res = fit(second, ToyData(), toy_cfg(), tmp_path, config=ToyConfig())
     assert res.finished and res.step == 10
-    assert [h[0] for h in second.history] == [7, 8, 9, 10]
+    assert [h[0] for h in second.history] == [6, 7, 8, 9, 10]
     assert first.history + second.history == reference.history  # exact, not approx
     assert first.seen + second.seen == reference.seen
     ref, got = params(reference), params(second)
     assert all(torch.equal(ref[k], got[k]) for k in ref)
+    # the log row of step 6 averages steps 5 (first call) and 6 (second call), as uninterrupted
+    ref_rows = read_csv(reference.run_dir / "train_log.csv")  # type: ignore[attr-defined]
+    rows = read_csv(tmp_path / "train_log.csv")
+    assert [(r["step"], r["loss_g"]) for r in rows] == [(r["step"], r["loss_g"]) for r in ref_rows]
 
 
 def test_resume_after_kill_and_csv_has_no_duplicates(tmp_path: Path, reference: ToyStage) -> None:

@@ -127,9 +127,11 @@ def generator_adversarial_loss(
 
 
 def d_logits(d: Discriminator, x: Tensor) -> Tensor:
-    """Pre-sigmoid scores of ``x``: ``d.logits(x)`` if ``d`` has it, else ``d(x)``."""
-    fn = getattr(d, "logits", None)
-    return fn(x) if callable(fn) else d(x)
+    """Pre-sigmoid scores of ``x``: ``d(x, return_logits=True)`` when ``d`` (or the module inside a
+    DistributedDataParallel wrapper) has a ``logits`` method, else ``d(x)``. Calling through
+    ``forward`` keeps DDP's gradient synchronisation."""
+    inner = getattr(d, "module", d)
+    return d(x, return_logits=True) if callable(getattr(inner, "logits", None)) else d(x)
 
 
 def ifr_generator_loss(

@@ -98,12 +98,22 @@ def test_module_logits_method_is_preferred():
         def logits(self, x):
             return super().forward(x)
 
-        def forward(self, x):
-            return torch.sigmoid(self.logits(x))
+        def forward(self, x, return_logits=False):
+            z = self.logits(x)
+            return z if return_logits else torch.sigmoid(z)
+
+    class Wrapper(torch.nn.Module):  # stands in for DistributedDataParallel: forwards, no .logits
+        def __init__(self, module):
+            super().__init__()
+            self.module = module
+
+        def forward(self, *a, **k):
+            return self.module(*a, **k)
 
     d, x = ProbD(), torch.randn(1, 3, 8, 8)
     z = d.logits(x)
     assert torch.equal(L.d_logits(d, x), z)
+    assert torch.equal(L.d_logits(Wrapper(d), x), z)
     _, terms = L.ifr_generator_loss(x, x, torch.zeros(1, 1, 8, 8), d)
     assert terms["adv"].item() == pytest.approx(L.generator_adversarial_loss(z).item(), rel=1e-6)
 

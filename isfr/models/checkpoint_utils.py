@@ -1,0 +1,73 @@
+"""Helpers for loading third-party checkpoints with error messages that name the fix.
+
+Shared by the StyleGAN2, pSp, IFR and SFR loaders (see ``docs/conventions.md``: errors name the
+file and the fix).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Mapping
+
+import torch
+from torch import nn
+
+__all__ = ["check_state_dict", "load_torch_file"]
+
+
+def _fmt_shape(shape) -> str:
+    return "(" + ", ".join(str(int(s)) for s in shape) + ")"
+
+
+def check_state_dict(
+    model: nn.Module,
+    state_dict: Mapping[str, torch.Tensor],
+    source: str,
+    hint: str = "",
+    max_items: int = 5,
+) -> None:
+    """Raise ``ValueError`` unless ``state_dict`` loads into ``model`` with ``strict=True``.
+
+    The message lists the first ``max_items`` missing keys, unexpected keys and shape mismatches,
+    names ``source`` (usually the checkpoint path) and ends with ``hint`` (which option to change).
+    """
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in expected]
+    mismatched = [
+        f"{k}: checkpoint {_fmt_shape(state_dict[k].shape)} vs model {_fmt_shape(expected[k].shape)}"
+        for k in expected
+        if k in state_dict and tuple(state_dict[k].shape) != tuple(expected[k].shape)
+    ]
+    if not (missing or unexpected or mismatched):
+        return
+    lines = [f"State dict from {source} does not match {type(model).__name__}:"]
+    for title, items in (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", mismatched)):
+        if items:
+            more = f" (+{len(items) - max_items} more)" if len(items) > max_items else ""
+            lines.append(f"  {len(items)} {title}{more}: " + "; ".join(items[:max_items]))
+    if hint:
+        lines.append(hint)
+    raise ValueError("\n".join(lines))
+
+
+def load_torch_file(path: str | os.PathLike, where_to_get: str = "", weights_only: bool = True):
+    """``torch.load(path, map_location="cpu")`` with a ``FileNotFoundError`` that says where to get the file.
+
+    ``weights_only=True`` (default) also accepts ``argparse.Namespace`` entries (training scripts
+    such as rosinality's ``train.py`` store their ``args`` that way).
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"Checkpoint not found: {path!r}. {where_to_get}".rstrip())
+    if not weights_only:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    try:
+        with torch.serialization.safe_globals([argparse.Namespace]):
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # pickle with arbitrary objects
+        raise ValueError(
+            f"Could not load {path!r} with weights_only=True ({type(e).__name__}: {str(e)[:300]}). "
+            "If you trust this file, pass weights_only=False."
+        ) from e

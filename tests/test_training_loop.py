@@ -110,6 +110,7 @@ class ToyStage:
         return out
 
     def validate(self, batches: Any, ctx: StepContext) -> dict[str, float]:
+        torch.rand(3)  # like drawing random validation masks: must not shift the training RNG
         l1 = [float((ctx.nets["g"](b["image"]) - b["image"]).abs().mean()) for b in batches]
         score = self.scores[ctx.step] if self.scores else sum(l1) / len(l1)
         return {"val_score": score, "val_l1": sum(l1) / len(l1)}
@@ -193,8 +194,10 @@ def test_truncated_newest_checkpoint_is_skipped(tmp_path: Path, reference: ToySt
     newest.write_bytes(newest.read_bytes()[: newest.stat().st_size // 2])
     (ckpts / ".step_0000009.pt.abc123.tmp").write_bytes(b"half")  # a write killed midway
     stage = ToyStage()
-    with pytest.warns(UserWarning, match="step_0000008.pt"):
+    with pytest.warns(UserWarning) as rec:
         fit(stage, ToyData(), toy_cfg(), tmp_path, config=ToyConfig())
+    text = " ".join(str(w.message) for w in rec)
+    assert "skipping checkpoint" in text and "step_0000008.pt" in text and "abc123.tmp" in text
     assert stage.history == reference.history[4:]  # resumed from step 4
     assert not list(ckpts.glob(".*.tmp"))
     assert (ckpts / "step_0000008.pt.corrupt").exists()
@@ -237,18 +240,19 @@ def test_time_budget_stops_with_checkpoint(tmp_path: Path) -> None:
 
 
 def test_best_checkpoint_follows_validation_score(tmp_path: Path) -> None:
-    scores = {2: 0.5, 4: 0.3, 6: 0.4, 8: 0.2, 10: 0.25}
+    scores = {2: 0.5, 4: 0.3, 6: 0.25, 8: 0.2, 10: 0.22}  # step 6 is also a checkpoint step
     cfg = toy_cfg(val_every=2, ckpt_every=3)
     res = fit(ToyStage(scores=scores), ToyData(), dataclasses.replace(cfg, max_steps_this_call=7),
               tmp_path, val_batches=val_batches)
     best = tmp_path / "checkpoints" / "best.pt"
-    assert load_checkpoint(best)["step"] == 4 and res.best_score == pytest.approx(0.3)
+    assert load_checkpoint(best)["step"] == 6 and res.best_score == pytest.approx(0.25)
     res = fit(ToyStage(scores=scores), ToyData(), cfg, tmp_path, val_batches=val_batches)
     assert load_checkpoint(best)["step"] == 8 and res.best_score == pytest.approx(0.2)
     assert load_checkpoint(best)["best"] == {"score": pytest.approx(0.2), "step": 8}
     rows = read_csv(tmp_path / "val_log.csv")
     assert [(r["step"], r["is_best"]) for r in rows] == [
-        ("2", "1"), ("4", "1"), ("6", "0"), ("8", "1"), ("10", "0")]
+        ("2", "1"), ("4", "1"), ("6", "1"), ("8", "1"), ("10", "0")]
+    assert len(list((tmp_path / "checkpoints").glob("*.tmp"))) == 0
 
 
 def test_max_mode_and_validation_keeps_training_sequence(tmp_path: Path, reference: ToyStage) -> None:
@@ -324,3 +328,46 @@ def test_step_batch_sampler_is_deterministic_disjoint_and_epoch_complete() -> No
     assert [i for i, _ in seeded.batch(0)] == StepBatchSampler(10, 2, seed=3).batch(0)
     with pytest.raises(ValueError, match="smaller than one global batch"):
         StepBatchSampler(3, 2, seed=0, world_size=2)
+
+
+def test_tensorboard_logs_when_installed(tmp_path: Path) -> None:
+    pytest.importorskip("tensorboard")
+    fit(ToyStage(), ToyData(), toy_cfg(total_steps=4, tensorboard=True), tmp_path)
+    assert list((tmp_path / "tb").glob("events.out.tfevents.*"))
+
+
+def test_not_a_stage_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(TypeError, match="is not a Stage"):
+        fit(object(), ToyData(), toy_cfg(), tmp_path)  # type: ignore[arg-type]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("amp", ["fp16", "bf16"])
+def test_cuda_amp_resume(tmp_path: Path, amp: str) -> None:
+    cfg = toy_cfg(total_steps=6, amp=amp)
+    fit(ToyStage(), ToyData(), dataclasses.replace(cfg, max_steps_this_call=3), tmp_path)
+    stage = ToyStage()
+    res = fit(stage, ToyData(), cfg, tmp_path)
+    assert res.finished and stage.dtypes == {torch.float16 if amp == "fp16" else torch.bfloat16}
+    ckpt = load_checkpoint(tmp_path / "checkpoints" / "last.pt")
+    assert set(ckpt["scalers"]) == ({"g", "d"} if amp == "fp16" else set())
+
+
+def test_time_based_checkpoints(tmp_path: Path) -> None:
+    fit(ToyStage(), ToyData(), toy_cfg(total_steps=3, ckpt_every=100, ckpt_every_min=0.0, keep_last=5), tmp_path)
+    assert sorted(p.name for p in (tmp_path / "checkpoints").glob("step_*.pt")) == [
+        "step_0000001.pt", "step_0000002.pt", "step_0000003.pt"]
+
+
+def test_csv_log_grows_columns_and_truncates_on_resume(tmp_path: Path) -> None:
+    from isfr.training.loop import _CsvLog
+
+    path = tmp_path / "log.csv"
+    log = _CsvLog(path, keep_upto=0)
+    log.write({"step": 1, "a": 1.5})
+    log.write({"step": 2, "a": 2.5, "b": 3})
+    with open(path, "a") as f:
+        f.write("3,4.5")  # a row cut short by a kill
+    assert [(r["step"], r["a"], r["b"]) for r in read_csv(path)] == [("1", "1.5", ""), ("2", "2.5", "3"), ("3", "4.5", None)]
+    _CsvLog(path, keep_upto=1).write({"step": 2, "a": 9, "b": 9})
+    assert [(r["step"], r["a"], r["b"]) for r in read_csv(path)] == [("1", "1.5", ""), ("2", "9", "9")]

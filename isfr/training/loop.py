@@ -573,6 +573,8 @@ def fit(
     ``config.json``, ``tb/`` (if tensorboard is installed), ``done.json``.
     Raises :class:`NonFiniteLossError` when a loss becomes NaN/inf.
     """
+    if not isinstance(stage, Stage):
+        raise TypeError(f"{type(stage).__name__} is not a Stage: it needs name, modules(), optimizers(), train_step()")
     run_dir = Path(run_dir)
     run = _Run(stage, cfg, run_dir, config, preset)
     info = run.info
@@ -598,12 +600,9 @@ def fit(
                          dict((ckpt.get("metrics") or {}).get("losses", {})),
                          dict((ckpt.get("metrics") or {}).get("val", {})))
 
+    seed_everything(cfg.seed + info.rank, cfg.deterministic)
     if ckpt is not None:
-        run.restore(ckpt)
-        if cfg.deterministic:
-            torch.use_deterministic_algorithms(True)
-    else:
-        seed_everything(cfg.seed + info.rank, cfg.deterministic)
+        run.restore(ckpt)  # restores the RNG states saved with it
     if info.is_main:
         _tidy_checkpoint_dir(run, ckpt)
         (run_dir / "done.json").unlink(missing_ok=True)

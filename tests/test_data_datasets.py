@@ -150,3 +150,21 @@ def test_real_loader_shapes(data_root, mask_cache, nvidia_256):
     assert len(test) == 12 and test[11]["bucket"] == "50-60" and not test[11]["mask_name"].startswith("proc")
     manifest = make_manifest(test.images.names, nvidia_256, 256, seed=0)
     assert manifest.equals(test.manifest)
+
+
+class _Probe(torch.utils.data.Dataset):
+    def __len__(self):
+        return 2
+
+    def __getitem__(self, i):
+        from isfr.data.workers import tune_worker_malloc
+
+        return tune_worker_malloc()
+
+
+def test_malloc_tuning_only_in_workers():
+    from isfr.data.workers import tune_worker_malloc
+
+    assert tune_worker_malloc() is False  # main process: untouched
+    flags = [bool(b) for batch in DataLoader(_Probe(), batch_size=1, num_workers=1) for b in batch]
+    assert flags == [True, True]

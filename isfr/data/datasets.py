@@ -18,6 +18,7 @@ from .manifest import load_manifest_mask
 from .masks import NvidiaMasks
 from .sampler import MaskSampler
 from .sources import ImageSet
+from .workers import tune_worker_malloc
 
 
 def mask_to_tensor(mask: np.ndarray) -> torch.Tensor:
@@ -50,6 +51,7 @@ class InpaintingTrainDataset(Dataset):
         return len(self.images)
 
     def __getitem__(self, index: int) -> dict:
+        tune_worker_malloc()
         rng = np.random.default_rng([self.seed, self.epoch, index])
         mask, ratio, mask_name = self.sampler.sample(rng)
         n = len(self.images)
@@ -89,6 +91,7 @@ class InpaintingEvalDataset(Dataset):
         return len(self.manifest)
 
     def __getitem__(self, index: int) -> dict:
+        tune_worker_malloc()
         row = self.manifest.iloc[index]
         img = self.images.load(self.images.index_of(row["image"]), self.resolution, self.preprocess)
         mask = load_manifest_mask(row["mask"], self.resolution, self.masks)

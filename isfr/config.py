@@ -17,6 +17,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from .data import DataConfig
 from .losses import LossConfig
 from .models.discriminators import DiscriminatorConfig
 from .models.ifr import IFRConfig
@@ -24,19 +25,6 @@ from .models.sfr import SFRConfig
 from .models.stage1 import PSPConfig, StyleGANConfig
 
 PresetName = Literal["smoke", "small", "paper"]
-
-
-@dataclass
-class DataConfig:
-    resolution: int = 256  # section 4.1: "all images are resized to 256x256"
-    preprocess: Literal["center_crop", "resize"] = "center_crop"  # ours: keeps the face's aspect ratio
-    split_protocol: Literal["official", "paper"] = "official"  # ours; "paper" = random 90/10 (section 4.1)
-    mask_protocol: Literal["paper", "leak_free"] = "paper"  # section 4.1: NVIDIA test masks for train and test
-    mask_augment: bool = False  # ours: flips / rotations / dilation of training masks
-    train_limit: int | None = None  # None = the whole split
-    val_limit: int | None = 200  # ours: val images used to pick checkpoints
-    test_limit: int | None = None  # None = the whole test split (scored once)
-    num_workers: int = 2
 
 
 @dataclass
@@ -57,7 +45,9 @@ class ScheduleConfig:
     log_every: int = 100
     ckpt_every: int = 5_000
     val_every: int = 5_000
-    val_pairs: int = 200  # ours: fixed val (image, mask) pairs for checkpoint selection
+    val_images: int = 40  # ours: val images (x 6 buckets = manifest pairs) used to pick checkpoints
+    test_images: int | None = None  # None = the whole test split (scored once)
+    num_workers: int = 2
 
 
 @dataclass
@@ -86,7 +76,7 @@ def _small() -> Preset:
     r = 64
     return Preset(
         name="small",
-        data=DataConfig(resolution=r, val_limit=200),
+        data=DataConfig(resolution=r),
         stylegan=StyleGANConfig(size=r, style_dim=256, n_mlp=4, channel_multiplier=1, channel_max=128),
         psp=PSPConfig(input_nc=4, width=0.25, checkpoint=None),
         ifr=IFRConfig(ngf=32, img_size=r),
@@ -94,7 +84,7 @@ def _small() -> Preset:
         disc=DiscriminatorConfig(ndf=32, img_size=r),
         schedule=ScheduleConfig(
             batch_size=16, stylegan_steps=6_000, psp_steps=3_000, ifr_steps=3_000, sfr_steps=4_000,
-            amp="bf16", log_every=25, ckpt_every=250, val_every=500, val_pairs=256,
+            amp="bf16", log_every=25, ckpt_every=250, val_every=500, val_images=40, test_images=None,
         ),
         allow_random_vgg=True,
     )
@@ -104,7 +94,7 @@ def _smoke() -> Preset:
     r = 64
     return Preset(
         name="smoke",
-        data=DataConfig(resolution=r, train_limit=64, val_limit=8, test_limit=8, num_workers=0),
+        data=DataConfig(resolution=r, limit=64, synthetic_train=64, synthetic_eval=8),
         stylegan=StyleGANConfig(size=r, style_dim=32, n_mlp=2, channel_multiplier=1, channel_max=16),
         psp=PSPConfig(input_nc=4, width=0.125, checkpoint=None),
         ifr=IFRConfig(ngf=8, img_size=r),
@@ -112,7 +102,8 @@ def _smoke() -> Preset:
         disc=DiscriminatorConfig(ndf=8, img_size=r),
         schedule=ScheduleConfig(
             batch_size=4, stylegan_steps=30, stylegan_batch_size=4, psp_steps=20, psp_batch_size=4,
-            ifr_steps=20, sfr_steps=20, amp="none", log_every=5, ckpt_every=10, val_every=10, val_pairs=8,
+            ifr_steps=20, sfr_steps=20, amp="none", log_every=5, ckpt_every=10, val_every=10,
+            val_images=2, test_images=4, num_workers=0,
         ),
         allow_random_vgg=True,
     )
@@ -121,14 +112,13 @@ def _smoke() -> Preset:
 _BUILDERS = {"smoke": _smoke, "small": _small, "paper": _paper}
 
 
-def _apply(obj: Any, key: str, value: Any) -> None:
+def _apply(obj: Any, key: str, value: Any) -> Any:
+    """``obj`` with the dotted field ``key`` set (frozen dataclasses are replaced, not mutated)."""
     head, _, rest = key.partition(".")
     if not hasattr(obj, head):
         raise KeyError(f"unknown preset field {key!r}")
-    if rest:
-        _apply(getattr(obj, head), rest, value)
-    else:
-        setattr(obj, head, value)
+    new = _apply(getattr(obj, head), rest, value) if rest else value
+    return dataclasses.replace(obj, **{head: new})
 
 
 def get_preset(name: str, **overrides: Any) -> Preset:
@@ -137,5 +127,5 @@ def get_preset(name: str, **overrides: Any) -> Preset:
         raise ValueError(f"unknown preset {name!r}; choose one of {sorted(_BUILDERS)}")
     preset = _BUILDERS[name]()
     for key, value in overrides.items():
-        _apply(preset, key, value)
+        preset = _apply(preset, key, value)
     return preset

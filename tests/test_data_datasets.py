@@ -43,6 +43,16 @@ def test_train_items_deterministic_per_epoch():
     assert not torch.equal(ds[3]["mask"], a["mask"])
 
 
+def test_train_items_keyed_by_sample_seed():
+    """(index, sample_seed) keys, as the training loop's sampler passes them, pick the mask."""
+    ds = _synthetic(limit=8)
+    a, b, c = ds[(3, 11)], ds[(3, 11)], ds[(3, 12)]
+    _check_item(a, 32)
+    assert a["name"] == ds[3]["name"]
+    assert torch.equal(a["mask"], b["mask"])
+    assert not torch.equal(a["mask"], c["mask"])
+
+
 def test_dataloader_workers_match_single_process():
     ds = _synthetic(limit=12)
     batches = [list(DataLoader(ds, batch_size=4, num_workers=w)) for w in (0, 2)]

@@ -50,9 +50,13 @@ class InpaintingTrainDataset(Dataset):
     def __len__(self) -> int:
         return len(self.images)
 
-    def __getitem__(self, index: int) -> dict:
+    def __getitem__(self, key: int | tuple[int, int]) -> dict:
+        """``key``: an index (mask drawn from (seed, epoch, index)) or ``(index, sample_seed)`` as
+        :class:`isfr.training.loop.StepBatchSampler` passes with ``with_seeds``: the mask is then
+        drawn from ``sample_seed``, which already mixes (seed, epoch, index)."""
         tune_worker_malloc()
-        rng = np.random.default_rng([self.seed, self.epoch, index])
+        index, rng_key = (key[0], [key[1]]) if isinstance(key, tuple) else (key, [self.seed, self.epoch, key])
+        rng = np.random.default_rng(rng_key)
         mask, ratio, mask_name = self.sampler.sample(rng)
         n = len(self.images)
         for k in range(min(self.max_skips, n)):

@@ -1,0 +1,225 @@
+"""Train the stages of one preset in sequence and assemble the pipeline (notebooks 02-05 call these).
+
+Run folders (git-ignored): ``runs/<preset>/<run>/`` with ``checkpoints/best.pt``, logs and
+``done.json``; a finished run is loaded, not retrained, unless ``force=True``. Each stage picks its
+best checkpoint on the val split (PSNR of the composite), and the next stage starts from it.
+
+Variants are the rows of Table 1 (section 4.2) and our extras; they share every run they can
+(e.g. the "no weighting" variant reuses the full model's IFR run).
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader
+
+from isfr.backbones import load_vgg16_features
+from isfr.config import Preset, get_preset
+from isfr.data import build_from_config, resolve_data_root
+from isfr.models.discriminators import PatchDiscriminator
+from isfr.models.isfrnet import ISFRNet, ISFRNetConfig
+from isfr.models.stylegan2 import Discriminator
+from isfr.paths import REPO_ROOT, runs_dir
+
+from .checkpoint import read_checkpoint
+from .loop import FitResult, TrainLoopConfig, fit, is_finished
+from .stages import IFRStage, PSPStage, SFRStage, StyleGANStage
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One trained configuration of the pipeline (a row of Table 1, or one of our extras)."""
+
+    name: str
+    description: str
+    use_ifr: bool = True
+    use_sfr: bool = True
+    ifr_mask_constraint: bool = True  # False: section 4.2.1 trains IFR without the M of eq. 2
+    overrides: dict[str, Any] = field(default_factory=dict)  # dotted preset overrides for IFR/SFR runs
+    ifr_run: str = "ifr"
+    sfr_run: str = "sfr"
+
+
+VARIANTS: dict[str, Variant] = {v.name: v for v in (
+    Variant("full", "pSp + IFR + SFR + weighting (full ISFRNet)"),
+    Variant("psp_ifr", "pSp + IFR (section 4.2.1: no SFR, IFR without the mask constraint)",
+            use_sfr=False, ifr_mask_constraint=False, ifr_run="ifr_nomask"),
+    Variant("psp_sfr", "pSp + SFR (section 4.2.2: E_C reads the stage-1 image)", use_ifr=False, sfr_run="sfr_noifr"),
+    Variant("no_weighting", "pSp + IFR + SFR without weighting (section 4.2.3)",
+            overrides={"sfr.weighting": "none"}, sfr_run="sfr_noweight"),
+    Variant("weight_valid_fraction", "eq. 1 with w = 1 - N_M/N (ours)",
+            overrides={"sfr.weighting": "valid_fraction"}, sfr_run="sfr_validfrac"),
+    Variant("weight_inverse_ratio", "eq. 1 with w = r_min / max(N_M/N, r_min) (ours)",
+            overrides={"sfr.weighting": "inverse_ratio"}, sfr_run="sfr_invratio"),
+    Variant("leak_free", "full model trained on procedural masks, tested on NVIDIA masks (ours)",
+            overrides={"data.mask_protocol": "leak_free"}, ifr_run="ifr_leakfree", sfr_run="sfr_leakfree"),
+)}
+
+
+def variant_preset(preset: Preset, variant: Variant | str) -> Preset:
+    v = VARIANTS[variant] if isinstance(variant, str) else variant
+    return get_preset(preset.name, **{**_preset_overrides(preset), **v.overrides})
+
+
+def _preset_overrides(preset: Preset) -> dict[str, Any]:
+    """``preset`` as overrides of its named defaults (so a customised preset survives variant_preset)."""
+    base, out = get_preset(preset.name), {}
+    for f in dataclasses.fields(preset):
+        a, b = getattr(preset, f.name), getattr(base, f.name)
+        if dataclasses.is_dataclass(a):
+            out.update({f"{f.name}.{g.name}": getattr(a, g.name) for g in dataclasses.fields(a)
+                        if getattr(a, g.name) != getattr(b, g.name)})
+        elif a != b:
+            out[f.name] = a
+    return out
+
+
+# ------------------------------------------------------------------------------ data and loops
+
+
+def data_config(preset: Preset, data_root: str | None = None):
+    return dataclasses.replace(preset.data, root=data_root or preset.data.root, seed=preset.seed)
+
+
+def val_batches(preset: Preset, data_root: str | None = None, split: str = "val", images: int | None = None) -> list[dict]:
+    """Fixed (image, mask) pairs of a split's manifest, batched: the same for every stage and variant."""
+    n = images if images is not None else preset.schedule.val_images
+    cfg = dataclasses.replace(data_config(preset, data_root), limit=n)
+    ds = build_from_config(cfg, split)
+    return list(DataLoader(ds, batch_size=max(1, preset.schedule.batch_size), shuffle=False))
+
+
+def loop_config(preset: Preset, steps: int, batch_size: int, **kw: Any) -> TrainLoopConfig:
+    s = preset.schedule
+    return TrainLoopConfig(total_steps=steps, batch_size=batch_size, seed=preset.seed, log_every=s.log_every,
+                           ckpt_every=s.ckpt_every, val_every=s.val_every, amp=s.amp, num_workers=s.num_workers,
+                           sample_seeds=True, **kw)
+
+
+def run_dir(preset: Preset, run: str) -> Path:
+    return runs_dir(preset.name) / run
+
+
+def _best(preset: Preset, run: str) -> dict:
+    folder = run_dir(preset, run) / "checkpoints"
+    path = folder / "best.pt" if (folder / "best.pt").exists() else folder / "last.pt"
+    if not path.exists():
+        raise FileNotFoundError(f"no checkpoint for run {run!r} of preset {preset.name!r} in {folder}; "
+                                f"train it first (notebook 02-04 or isfr.training.pipeline.train_{run.split('_')[0]})")
+    return read_checkpoint(path)
+
+
+def _vgg(preset: Preset):
+    return load_vgg16_features("imagenet", allow_random=preset.allow_random_vgg, seed=preset.seed)
+
+
+# ------------------------------------------------------------------------------ stage 1
+
+
+def uses_pretrained_stage1(preset: Preset) -> bool:
+    return bool(preset.psp.checkpoint)
+
+
+def build_model(preset: Preset, variant: Variant | str = "full") -> ISFRNet:
+    """An untrained pipeline of the preset's widths (stage 1 from the pSp file when configured)."""
+    v = VARIANTS[variant] if isinstance(variant, str) else variant
+    return ISFRNet(ISFRNetConfig.from_preset(variant_preset(preset, v), use_ifr=v.use_ifr, use_sfr=v.use_sfr),
+                   root=REPO_ROOT)
+
+
+def train_stylegan(preset: Preset, data_root: str | None = None, force: bool = False, **loop_kw: Any) -> FitResult | None:
+    """Stage 1a (ours, CPU presets only): a small StyleGAN2 generator on the train split."""
+    if uses_pretrained_stage1(preset):
+        return None
+    model = build_model(preset)
+    g = model.stage1.decoder
+    d = Discriminator(preset.stylegan.size, preset.stylegan.channel_multiplier, channel_max=preset.stylegan.channel_max)
+    stage = StyleGANStage(g, d, lr=preset.schedule.stylegan_lr)
+    s = preset.schedule
+    cfg = loop_config(preset, s.stylegan_steps, s.stylegan_batch_size, **loop_kw)
+    cfg = dataclasses.replace(cfg, val_every=None)
+    return fit(stage, build_from_config(data_config(preset, data_root), "train"), cfg, run_dir(preset, "stylegan"),
+               config=preset.to_dict(), preset=preset.name, overwrite=force)
+
+
+def load_stage1(model: ISFRNet, preset: Preset) -> ISFRNet:
+    """Load the trained generator (EMA) and encoder into ``model.stage1`` (no-op for a pretrained pSp)."""
+    if uses_pretrained_stage1(preset) and not preset.psp.finetune:
+        return model
+    if not uses_pretrained_stage1(preset):
+        model.stage1.decoder.load_state_dict(_best(preset, "stylegan")["modules"]["g_ema"])
+    if is_finished(run_dir(preset, "psp")) or (run_dir(preset, "psp") / "checkpoints" / "last.pt").exists():
+        model.stage1.load_state_dict(_best(preset, "psp")["modules"]["psp"])
+    return model
+
+
+def train_psp(preset: Preset, data_root: str | None = None, force: bool = False, **loop_kw: Any) -> FitResult | None:
+    """Stage 1b: the pSp encoder on masked faces, generator frozen (skipped for a frozen pretrained pSp)."""
+    if uses_pretrained_stage1(preset) and not preset.psp.finetune:
+        return None
+    model = build_model(preset)
+    if not uses_pretrained_stage1(preset):
+        g = model.stage1.decoder
+        g.load_state_dict(_best(preset, "stylegan")["modules"]["g_ema"])
+        with torch.no_grad():  # pSp's start_from_latent_avg
+            gen = torch.Generator().manual_seed(preset.seed)
+            model.stage1.latent_avg.copy_(g.mean_latent(4096, generator=gen).expand_as(model.stage1.latent_avg))
+    s = preset.schedule
+    stage = PSPStage(model, _vgg(preset), lr=s.lr, betas=s.betas)
+    return fit(stage, build_from_config(data_config(preset, data_root), "train"),
+               loop_config(preset, s.psp_steps, s.psp_batch_size, **loop_kw), run_dir(preset, "psp"),
+               val_batches=val_batches(preset, data_root), config=preset.to_dict(), preset=preset.name, overwrite=force)
+
+
+# ------------------------------------------------------------------------------ stages 2 and 3
+
+
+def train_ifr(preset: Preset, variant: Variant | str = "full", data_root: str | None = None, force: bool = False,
+              **loop_kw: Any) -> FitResult:
+    """Stage 2: IFR + D1 with eq. 5, stage 1 frozen."""
+    v = VARIANTS[variant] if isinstance(variant, str) else variant
+    p = variant_preset(preset, v)
+    model = load_stage1(build_model(preset, dataclasses.replace(v, use_sfr=False, use_ifr=True)), preset)
+    s = p.schedule
+    stage = IFRStage(model, PatchDiscriminator(p.disc), p.loss, lr=s.lr, betas=s.betas, mask_constraint=v.ifr_mask_constraint)
+    return fit(stage, build_from_config(data_config(p, data_root), "train"),
+               loop_config(p, s.ifr_steps, s.batch_size, **loop_kw), run_dir(preset, v.ifr_run),
+               val_batches=val_batches(p, data_root), config=p.to_dict(), preset=preset.name, overwrite=force)
+
+
+def train_sfr(preset: Preset, variant: Variant | str = "full", data_root: str | None = None, force: bool = False,
+              **loop_kw: Any) -> FitResult:
+    """Stage 3: SFR + D2 with eq. 10, stages 1 and 2 frozen (IFR absent for the pSp+SFR variant)."""
+    v = VARIANTS[variant] if isinstance(variant, str) else variant
+    p = variant_preset(preset, v)
+    model = load_stage1(build_model(preset, v), preset)
+    if v.use_ifr:
+        model.ifr.load_state_dict(_best(preset, v.ifr_run)["modules"]["ifr"])
+    s = p.schedule
+    stage = SFRStage(model, PatchDiscriminator(p.disc), _vgg(p), p.loss, lr=s.lr, betas=s.betas)
+    return fit(stage, build_from_config(data_config(p, data_root), "train"),
+               loop_config(p, s.sfr_steps, s.batch_size, **loop_kw), run_dir(preset, v.sfr_run),
+               val_batches=val_batches(p, data_root), config=p.to_dict(), preset=preset.name, overwrite=force)
+
+
+def trained_model(preset: Preset, variant: Variant | str = "full") -> ISFRNet:
+    """The pipeline of ``variant`` with every stage's best checkpoint loaded, in eval mode."""
+    v = VARIANTS[variant] if isinstance(variant, str) else variant
+    model = load_stage1(build_model(preset, v), preset)
+    if v.use_ifr:
+        model.ifr.load_state_dict(_best(preset, v.ifr_run)["modules"]["ifr"])
+    if v.use_sfr:
+        model.sfr.load_state_dict(_best(preset, v.sfr_run)["modules"]["sfr"])
+    return model.eval()
+
+
+def export_pipeline(preset: Preset, variant: Variant | str = "full", path: str | Path | None = None) -> Path:
+    """Write the assembled pipeline to one file (``runs/<preset>/isfrnet_<variant>.pt``) for ``isfr inpaint``."""
+    v = VARIANTS[variant] if isinstance(variant, str) else variant
+    path = Path(path) if path else runs_dir(preset.name) / f"isfrnet_{v.name}.pt"
+    trained_model(preset, v).save(path, preset=preset.name, variant=v.name)
+    return path

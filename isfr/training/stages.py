@@ -1,0 +1,272 @@
+"""What differs per stage: models, losses, optimisers (the loop itself is :mod:`isfr.training.loop`).
+
+Stages are trained in sequence, earlier stages frozen (section 3):
+
+- ``StyleGANStage``: a small StyleGAN2 generator, only when no pretrained one is given (ours:
+  non-saturating logistic loss, lazy R1, EMA generator; no path-length regulariser, no mixing);
+- ``PSPStage``: the pSp encoder on masked faces, generator frozen (pSp losses: L2 + perceptual +
+  w-norm; section 3.1 uses a pretrained pSp as is, which is the paper preset);
+- ``IFRStage``: IFR + D1 with eq. 5 (section 3.4), stage 1 frozen;
+- ``SFRStage``: SFR + D2 with eq. 10, stages 1 and 2 frozen.
+
+Adam with lr 1e-4 and default betas for IFR, SFR and their discriminators (section 4.1).
+Each ``validate`` returns ``val_score`` = PSNR (dB) of the composite on fixed val pairs, higher is
+better, so ``best.pt`` is chosen on the val split.
+"""
+from __future__ import annotations
+
+from typing import Any, Iterable, Mapping
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch import Tensor
+
+from isfr import losses as L
+from isfr.models.isfrnet import ISFRNet, composite
+from isfr.models.stylegan2 import Discriminator, Generator
+
+from .loop import StepContext
+
+
+def _psnr(pred: Tensor, gt: Tensor) -> Tensor:
+    """Per-image PSNR (dB) of [-1, 1] images on the [0, 1] scale (a quick val score, not the metric)."""
+    mse = ((pred.float().clamp(-1, 1) - gt.float()) / 2).pow(2).flatten(1).mean(1)
+    return 10 * torch.log10(1.0 / mse.clamp_min(1e-10))
+
+
+def _adam(params: Iterable[nn.Parameter], lr: float, betas: tuple[float, float]) -> torch.optim.Adam:
+    return torch.optim.Adam([p for p in params if p.requires_grad], lr=lr, betas=betas)
+
+
+def _freeze(m: nn.Module) -> nn.Module:
+    m.eval()
+    for p in m.parameters():
+        p.requires_grad_(False)
+    return m
+
+
+def _set_requires_grad(m: nn.Module, flag: bool) -> None:
+    for p in m.parameters():
+        p.requires_grad_(flag)
+
+
+class _Validated:
+    """Shared ``validate``: PSNR of the stage's composite over the val batches."""
+
+    val_mode = "max"
+
+    def predict(self, batch: Mapping[str, Tensor], nets: Mapping[str, nn.Module]) -> Tensor:
+        raise NotImplementedError
+
+    def validate(self, batches: Iterable[Mapping[str, Tensor]], ctx: StepContext) -> dict[str, float]:
+        scores = []
+        for b in batches:
+            image, mask = b["image"].to(ctx.device), b["mask"].to(ctx.device)
+            with ctx.autocast():
+                pred = self.predict({"image": image, "mask": mask}, ctx.nets)
+            scores.append(_psnr(composite(pred.float(), image, mask), image))
+        return {"val_score": torch.cat(scores).mean().item()}
+
+
+# ---------------------------------------------------------------------------- stage 1a: StyleGAN2
+
+
+class StyleGANStage:
+    """Train a StyleGAN2 generator on unmasked faces (only when no pretrained one exists)."""
+
+    name = "stylegan"
+
+    def __init__(self, generator: Generator, discriminator: Discriminator, lr: float = 2e-3,
+                 r1_gamma: float = 1.0, r1_every: int = 16, ema_beta: float = 0.999):
+        self.g, self.d = generator, discriminator
+        self.g_ema = _freeze(Generator(generator.size, generator.style_dim, generator.n_mlp,
+                                       channels=generator.channels))
+        self.g_ema.load_state_dict(generator.state_dict())
+        self.r1_gamma, self.r1_every, self.ema_beta = r1_gamma, r1_every, ema_beta
+        # StyleGAN2's lazy-regularisation correction of Adam's lr and betas
+        c = r1_every / (r1_every + 1)
+        self._opt = {"g": torch.optim.Adam(generator.parameters(), lr=lr, betas=(0.0, 0.99)),
+                     "d": torch.optim.Adam(discriminator.parameters(), lr=lr * c, betas=(0.0, 0.99 ** c))}
+
+    def modules(self) -> dict[str, nn.Module]:
+        return {"g": self.g, "d": self.d, "g_ema": self.g_ema}
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return self._opt
+
+    def _sample(self, n: int, device: torch.device) -> Tensor:
+        z = torch.randn(n, self.g.style_dim, device=device)
+        return self.g([z])[0]
+
+    def train_step(self, batch: Mapping[str, Tensor], ctx: StepContext) -> dict[str, Tensor]:
+        real = batch["image"].to(ctx.device)
+        g, d = ctx.nets["g"], ctx.nets["d"]
+        _set_requires_grad(self.g, False)
+        _set_requires_grad(self.d, True)
+        with ctx.autocast():
+            fake = self._sample(real.shape[0], ctx.device)
+            d_loss = F.softplus(d(fake.detach())).mean() + F.softplus(-d(real)).mean()
+        ctx.backward(d_loss, self._opt["d"])
+        out = {"d": d_loss.detach()}
+        if ctx.step % self.r1_every == 0:  # lazy R1 on reals, in fp32
+            real_r = real.detach().requires_grad_(True)
+            (grad,) = torch.autograd.grad(d(real_r).sum(), real_r, create_graph=True)
+            r1 = grad.pow(2).flatten(1).sum(1).mean()
+            ctx.backward(self.r1_gamma / 2 * r1 * self.r1_every, self._opt["d"])
+            out["r1"] = r1.detach()
+        _set_requires_grad(self.g, True)
+        _set_requires_grad(self.d, False)
+        with ctx.autocast():
+            g_loss = F.softplus(-d(self._sample(real.shape[0], ctx.device))).mean()
+        ctx.backward(g_loss, self._opt["g"])
+        out["g"] = g_loss.detach()
+        with torch.no_grad():
+            for p_ema, p in zip(self.g_ema.parameters(), self.g.parameters()):
+                p_ema.lerp_(p.detach(), 1 - self.ema_beta)
+        return out
+
+
+# ---------------------------------------------------------------------------- stage 1b: pSp encoder
+
+
+class PSPStage(_Validated):
+    """Train the pSp encoder of ``model.stage1`` on masked faces, the generator frozen."""
+
+    name = "psp"
+
+    def __init__(self, model: ISFRNet, vgg: nn.Module | None, lr: float = 1e-4, betas=(0.9, 0.999),
+                 loss_cfg: L.PSPLossConfig | None = None):
+        self.model, self.vgg, self.loss_cfg = model, vgg, loss_cfg or L.PSPLossConfig()
+        _freeze(model.stage1.decoder)
+        self._opt = {"encoder": _adam(model.stage1.encoder.parameters(), lr, betas)}
+
+    def modules(self) -> dict[str, nn.Module]:
+        return {"encoder": self.model.stage1.encoder, "psp": self.model.stage1}
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return self._opt
+
+    def predict(self, batch, nets) -> Tensor:
+        image, mask = batch["image"], batch["mask"]
+        return self.model.run_stage1(image * (1 - mask), mask)
+
+    def train_step(self, batch: Mapping[str, Tensor], ctx: StepContext) -> dict[str, Tensor]:
+        image, mask = batch["image"].to(ctx.device), batch["mask"].to(ctx.device)
+        masked = image * (1 - mask)
+        x = torch.cat([masked, mask], 1) if self.model.stage1.encoder.input_nc == 4 else masked
+        with ctx.autocast():
+            codes = self.model.stage1.encode(x)
+            y_hat = self.model.stage1.decode(codes)
+            loss, terms = L.psp_encoder_loss(y_hat.float(), image, codes.float(), latent_avg=self.model.stage1.latent_avg,
+                                             vgg=self.vgg, cfg=self.loss_cfg)
+        ctx.backward(loss, self._opt["encoder"])
+        return {"loss": loss.detach(), **terms}
+
+
+# ---------------------------------------------------------------------------- stages 2 and 3
+
+
+class _GANStage(_Validated):
+    """A generator judged by a patch discriminator; stage 1 (and IFR for SFR) frozen."""
+
+    gen_key = ""
+    d_key = ""
+
+    def __init__(self, model: ISFRNet, disc: nn.Module, loss_cfg: L.LossConfig, lr: float, betas):
+        self.model, self.disc, self.loss_cfg = model, disc, loss_cfg
+        _freeze(model.stage1)
+        gen = getattr(model, self.gen_key)
+        self._opt = {"g": _adam(gen.parameters(), lr, betas), "d": _adam(disc.parameters(), lr, betas)}
+
+    def modules(self) -> dict[str, nn.Module]:
+        return {self.gen_key: getattr(self.model, self.gen_key), self.d_key: self.disc}
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return self._opt
+
+    def frozen_inputs(self, image: Tensor, mask: Tensor) -> dict[str, Tensor]:
+        masked = image * (1 - mask)
+        with torch.no_grad():
+            return {"masked": masked, "i_c": self.model.run_stage1(masked, mask).float()}
+
+    def d_step(self, real: Tensor, fake: Tensor, ctx: StepContext) -> Tensor:
+        d = ctx.nets[self.d_key]
+        _set_requires_grad(self.disc, True)
+        with ctx.autocast():
+            loss = L.discriminator_loss(L.d_logits(d, real), L.d_logits(d, fake.detach()))  # eq. 3
+        ctx.backward(loss, self._opt["d"])
+        _set_requires_grad(self.disc, False)
+        return loss.detach()
+
+
+class IFRStage(_GANStage):
+    """IFR + D1, eq. 5. ``mask_constraint=False`` drops the M of eq. 2 (the pSp+IFR ablation, 4.2.1)."""
+
+    name, gen_key, d_key = "ifr", "ifr", "d1"
+
+    def __init__(self, model: ISFRNet, d1: nn.Module, loss_cfg: L.LossConfig | None = None, lr: float = 1e-4,
+                 betas=(0.9, 0.999), mask_constraint: bool = True):
+        super().__init__(model, d1, loss_cfg or L.LossConfig(), lr, betas)
+        self.mask_constraint = mask_constraint
+
+    def predict(self, batch, nets) -> Tensor:
+        image, mask = batch["image"], batch["mask"]
+        f = self.frozen_inputs(image, mask)
+        return nets["ifr"](composite(f["i_c"], f["masked"], mask), mask)
+
+    def train_step(self, batch: Mapping[str, Tensor], ctx: StepContext) -> dict[str, Tensor]:
+        image, mask = batch["image"].to(ctx.device), batch["mask"].to(ctx.device)
+        f = self.frozen_inputs(image, mask)
+        with ctx.autocast():
+            out = ctx.nets["ifr"](composite(f["i_c"], f["masked"], mask), mask)
+        d_loss = self.d_step(image, out, ctx)
+        with ctx.autocast():
+            rec_mask = mask if self.mask_constraint else torch.ones_like(mask)
+            loss, terms = L.ifr_generator_loss(out.float(), image, rec_mask, ctx.nets["d1"], self.loss_cfg)
+        ctx.backward(loss, self._opt["g"])
+        return {"loss": loss.detach(), "d1": d_loss, **terms}
+
+
+class SFRStage(_GANStage):
+    """SFR + D2, eq. 10 (VGG-16 features for eqs. 7-8; say so when they are random)."""
+
+    name, gen_key, d_key = "sfr", "sfr", "d2"
+
+    def __init__(self, model: ISFRNet, d2: nn.Module, vgg: nn.Module, loss_cfg: L.LossConfig | None = None,
+                 lr: float = 1e-4, betas=(0.9, 0.999)):
+        super().__init__(model, d2, loss_cfg or L.LossConfig(), lr, betas)
+        self.vgg = vgg
+        if model.ifr is not None:
+            _freeze(model.ifr)
+
+    def _e_c_input(self, f: dict[str, Tensor], mask: Tensor) -> Tensor:
+        e_c = composite(f["i_c"], f["masked"], mask)
+        if self.model.ifr is not None:
+            with torch.no_grad():
+                e_c = composite(self.model.ifr(e_c, mask).float(), f["masked"], mask)
+        return e_c
+
+    def predict(self, batch, nets) -> Tensor:
+        image, mask = batch["image"], batch["mask"]
+        f = self.frozen_inputs(image, mask)
+        return nets["sfr"](f["masked"], self._e_c_input(f, mask), mask)
+
+    def train_step(self, batch: Mapping[str, Tensor], ctx: StepContext) -> dict[str, Tensor]:
+        image, mask = batch["image"].to(ctx.device), batch["mask"].to(ctx.device)
+        f = self.frozen_inputs(image, mask)
+        e_c = self._e_c_input(f, mask)
+        with ctx.autocast():
+            out = ctx.nets["sfr"](f["masked"], e_c, mask)
+        d_loss = self.d_step(image, out, ctx)
+        with ctx.autocast():
+            loss, terms = L.sfr_generator_loss(out.float(), image, mask, ctx.nets["d2"], self.vgg, self.loss_cfg)
+        ctx.backward(loss, self._opt["g"])
+        return {"loss": loss.detach(), "d2": d_loss, **terms}
+
+
+def stage_summary(stage: Any) -> str:
+    """One line for logs: stage name and whether VGG features are random."""
+    vgg = getattr(stage, "vgg", None)
+    note = " (random VGG features)" if vgg is not None and getattr(vgg, "random_features", False) else ""
+    return f"{stage.name}{note}"

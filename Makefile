@@ -12,8 +12,10 @@ setup:  ## venv + the package with its dev extras + a Jupyter kernel named "isfr
 	$(PY) -m pip install -e '.[dev]'
 	$(PY) -m ipykernel install --sys-prefix --name isfr --display-name "Python (isfr)"
 
-test:   ## pytest for isfr/ and nbval over notebooks/ (smoke preset)
-	$(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider
+test:   ## pytest for isfr/, then nbval over notebooks/ (smoke preset, default data source)
+	$(PY) -m pytest tests -p no:cacheprovider
+	env -u ISFR_DATA_ROOT ISFR_RUNS_DIR=$(CURDIR)/runs MPLBACKEND=Agg \
+	  $(PY) -m pytest notebooks --nbval-lax --nbval-current-env -p no:cacheprovider
 
 reproduce:  ## run notebooks 01..06 with papermill at PRESET (smoke | small | paper)
 	$(PY) -m isfr.cli reproduce --preset $(PRESET)

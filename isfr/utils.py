@@ -131,3 +131,22 @@ def atomic_torch_save(obj: Any, path: str | Path) -> None:
     """``torch.save(obj, path)`` atomically: a crash or error never leaves a half-written ``path``."""
     with atomic_open(path, "wb") as f:
         torch.save(obj, f)
+
+
+def hardware() -> str:
+    """A short description of where this process runs: GPU name, or CPU model and thread count."""
+    import platform
+
+    import torch
+
+    if torch.cuda.is_available():
+        return f"{torch.cuda.get_device_name()} (CUDA {torch.version.cuda})"
+    model = platform.processor() or "CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{model}, {torch.get_num_threads()} threads"

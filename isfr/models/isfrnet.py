@@ -92,7 +92,7 @@ class ISFRNet(nn.Module):
         e_c_input = composite(i_c, masked, mask)
         if self.ifr is not None:
             out["ifr"] = self.ifr(e_c_input, mask)
-            e_c_input = composite(out["ifr"], masked, mask)
+            e_c_input = out["ifr_composite"] = composite(out["ifr"], masked, mask)
         if self.sfr is not None:
             out["sfr"] = self.sfr(masked, e_c_input, mask)
         out["output"] = out["sfr"] if self.sfr is not None else out["ifr"]
@@ -103,7 +103,8 @@ class ISFRNet(nn.Module):
         """``image``: (B, 3, R, R) in [-1, 1] (hole pixels are ignored); ``mask``: (B, 1, R, R), 1 = hole.
 
         Returns ``input`` (I_I), ``stage1`` (I_c), ``ifr`` / ``sfr`` (raw outputs of the stages that
-        run), ``output`` (last stage, raw) and ``composite`` (known pixels pasted back). An empty
+        run), ``ifr_composite`` (what E_C reads), ``output`` (last stage, raw) and ``composite``
+        (known pixels pasted back). An empty
         mask returns the input unchanged in ``composite``; an all-hole mask is legal.
         """
         self.check_input(image, mask)

@@ -17,13 +17,14 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader
 
-from isfr.backbones import load_vgg16_features
+from isfr.backbones import VGG16_FILE, hub_checkpoint_path, load_vgg16_features
 from isfr.config import Preset, get_preset
 from isfr.data import build_from_config, resolve_data_root
 from isfr.models.discriminators import PatchDiscriminator
 from isfr.models.isfrnet import ISFRNet, ISFRNetConfig
 from isfr.models.stylegan2 import Discriminator
 from isfr.paths import REPO_ROOT, runs_dir
+from isfr.utils import git_commit, hardware
 
 from .checkpoint import read_checkpoint
 from .loop import FitResult, TrainLoopConfig, fit, is_finished
@@ -81,15 +82,31 @@ def _preset_overrides(preset: Preset) -> dict[str, Any]:
 # ------------------------------------------------------------------------------ data and loops
 
 
+def provenance(preset: Preset, root: Any = None) -> str:
+    """One line for every figure and table: preset, resolution, data, VGG features, hardware, commit."""
+    data = root.kind if root is not None else "?"
+    if data == "synthetic":
+        data = "synthetic faces (not a result)"
+    random_vgg = preset.allow_random_vgg and not hub_checkpoint_path(VGG16_FILE).exists()
+    vgg = ", random VGG features" if random_vgg else ""
+    return (f"preset={preset.name}, {preset.data.resolution}px, data: {data}{vgg}, "
+            f"hardware: {hardware()}, commit {git_commit()}")
+
+
 def data_config(preset: Preset, data_root: str | None = None):
     return dataclasses.replace(preset.data, root=data_root or preset.data.root, seed=preset.seed)
 
 
+def val_dataset(preset: Preset, data_root: str | None = None, split: str = "val", images: int | None = None):
+    """Fixed (image, mask) pairs of a split's manifest (``val_images`` / ``test_images`` images x 6 buckets)."""
+    s = preset.schedule
+    n = images if images is not None else (s.val_images if split == "val" else s.test_images)
+    return build_from_config(dataclasses.replace(data_config(preset, data_root), limit=n), split)
+
+
 def val_batches(preset: Preset, data_root: str | None = None, split: str = "val", images: int | None = None) -> list[dict]:
-    """Fixed (image, mask) pairs of a split's manifest, batched: the same for every stage and variant."""
-    n = images if images is not None else preset.schedule.val_images
-    cfg = dataclasses.replace(data_config(preset, data_root), limit=n)
-    ds = build_from_config(cfg, split)
+    """:func:`val_dataset`, batched: the same pairs for every stage and variant."""
+    ds = val_dataset(preset, data_root, split, images)
     return list(DataLoader(ds, batch_size=max(1, preset.schedule.batch_size), shuffle=False))
 
 
@@ -144,6 +161,15 @@ def train_stylegan(preset: Preset, data_root: str | None = None, force: bool = F
     cfg = dataclasses.replace(cfg, val_every=None)
     return fit(stage, build_from_config(data_config(preset, data_root), "train"), cfg, run_dir(preset, "stylegan"),
                config=preset.to_dict(), preset=preset.name, overwrite=force)
+
+
+def generator_samples(preset: Preset, n: int = 8, seed: int = 0) -> torch.Tensor:
+    """``n`` faces from the trained EMA generator at fixed latents (stage 1a, CPU presets)."""
+    g = build_model(preset).stage1.decoder
+    g.load_state_dict(_best(preset, "stylegan")["modules"]["g_ema"])
+    with torch.no_grad():
+        z = torch.randn(n, g.style_dim, generator=torch.Generator().manual_seed(seed))
+        return g.eval()([z], randomize_noise=False)[0].clamp(-1, 1)
 
 
 def load_stage1(model: ISFRNet, preset: Preset) -> ISFRNet:
@@ -206,9 +232,12 @@ def train_sfr(preset: Preset, variant: Variant | str = "full", data_root: str | 
                val_batches=val_batches(p, data_root), config=p.to_dict(), preset=preset.name, overwrite=force)
 
 
-def trained_model(preset: Preset, variant: Variant | str = "full") -> ISFRNet:
-    """The pipeline of ``variant`` with every stage's best checkpoint loaded, in eval mode."""
+def trained_model(preset: Preset, variant: Variant | str = "full", upto: str = "sfr") -> ISFRNet:
+    """The pipeline of ``variant`` with every stage's best checkpoint loaded, in eval mode;
+    ``upto="ifr"`` stops after stage 2 (before SFR is trained)."""
     v = VARIANTS[variant] if isinstance(variant, str) else variant
+    if upto == "ifr":
+        v = dataclasses.replace(v, use_sfr=False)
     model = load_stage1(build_model(preset, v), preset)
     if v.use_ifr:
         model.ifr.load_state_dict(_best(preset, v.ifr_run)["modules"]["ifr"])

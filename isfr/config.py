@@ -112,12 +112,12 @@ def _smoke() -> Preset:
 _BUILDERS = {"smoke": _smoke, "small": _small, "paper": _paper}
 
 
-def _apply(obj: Any, key: str, value: Any) -> Any:
+def _apply(obj: Any, key: str, value: Any, full: str = "") -> Any:
     """``obj`` with the dotted field ``key`` set (frozen dataclasses are replaced, not mutated)."""
     head, _, rest = key.partition(".")
-    if not hasattr(obj, head):
-        raise KeyError(f"unknown preset field {key!r}")
-    new = _apply(getattr(obj, head), rest, value) if rest else value
+    if not dataclasses.is_dataclass(obj) or head not in {f.name for f in dataclasses.fields(obj)}:
+        raise KeyError(f"unknown preset field {full or key!r}")
+    new = _apply(getattr(obj, head), rest, value, full or key) if rest else value
     return dataclasses.replace(obj, **{head: new})
 
 

@@ -1,0 +1,88 @@
+"""Stages trained in sequence (section 3), earlier stages frozen; variants; export to one file."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from isfr.config import get_preset
+from isfr.models.isfrnet import ISFRNet
+from isfr.training import pipeline as T
+
+STEPS = {"schedule.stylegan_steps": 2, "schedule.psp_steps": 2, "schedule.ifr_steps": 2, "schedule.sfr_steps": 2,
+         "schedule.ckpt_every": 1, "schedule.val_every": 1, "schedule.val_images": 1, "schedule.log_every": 1,
+         "data.limit": 8, "data.synthetic_train": 8, "data.synthetic_eval": 2}
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """Every stage of the smoke preset trained for two steps on synthetic faces."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("ISFR_RUNS_DIR", str(tmp_path_factory.mktemp("runs")))
+    mp.delenv("ISFR_DATA_ROOT", raising=False)
+    P = get_preset("smoke", **STEPS)
+    before = T.build_model(P)
+    results = {"stylegan": T.train_stylegan(P, progress=False), "psp": T.train_psp(P, progress=False)}
+    stage1 = {k: v.clone() for k, v in T.load_stage1(T.build_model(P), P).stage1.state_dict().items()}
+    results["ifr"] = T.train_ifr(P, progress=False)
+    results["sfr"] = T.train_sfr(P, progress=False)
+    yield P, results, before, stage1
+    mp.undo()
+
+
+def test_every_stage_runs_to_its_step_count(trained):
+    P, results, _, _ = trained
+    for name, r in results.items():
+        assert r.finished and r.step == 2, name
+        assert (T.run_dir(P, name) / "done.json").exists()
+        assert (T.run_dir(P, name) / "train_log.csv").exists()
+    for name in ("psp", "ifr", "sfr"):  # best checkpoint chosen on val PSNR
+        assert results[name].best_score is not None and 0 < results[name].best_score < 100
+
+
+def test_later_stages_leave_stage_one_frozen(trained):
+    P, _, before, stage1 = trained
+    model = T.trained_model(P, "full")
+    for k, v in model.stage1.state_dict().items():
+        assert torch.equal(v, stage1[k]), f"stage-1 tensor {k} changed while training IFR/SFR"
+    changed = [k for k, v in model.ifr.state_dict().items() if not torch.equal(v, before.ifr.state_dict()[k])]
+    assert changed, "IFR weights were not trained"
+
+
+def test_finished_run_is_loaded_not_retrained(trained):
+    P, _, _, _ = trained
+    log = (T.run_dir(P, "ifr") / "train_log.csv").read_text()
+    r = T.train_ifr(P, progress=False)
+    assert r.stop_reason == "already_done"
+    assert (T.run_dir(P, "ifr") / "train_log.csv").read_text() == log
+
+
+def test_export_gives_the_same_outputs_as_the_stage_checkpoints(trained, tmp_path):
+    P, _, _, _ = trained
+    path = T.export_pipeline(P, "full", tmp_path / "isfrnet.pt")
+    a, b = T.trained_model(P, "full"), ISFRNet.from_checkpoint(path)
+    image, mask = torch.rand(1, 3, 64, 64) * 2 - 1, (torch.rand(1, 1, 64, 64) > 0.6).float()
+    with torch.no_grad():
+        assert torch.equal(a(image, mask)["composite"], b(image, mask)["composite"])
+
+
+def test_variants_map_to_the_ablations_of_table_1():
+    v = T.VARIANTS
+    assert not v["psp_ifr"].use_sfr and not v["psp_ifr"].ifr_mask_constraint  # section 4.2.1
+    assert not v["psp_sfr"].use_ifr  # section 4.2.2
+    assert v["no_weighting"].overrides == {"sfr.weighting": "none"} and v["no_weighting"].ifr_run == "ifr"  # 4.2.3
+    p = T.variant_preset(get_preset("small", seed=3), "no_weighting")
+    assert p.sfr.weighting == "none" and p.seed == 3  # the preset's own overrides survive
+
+
+def test_missing_stage_checkpoint_names_the_run(tmp_path, monkeypatch):
+    monkeypatch.setenv("ISFR_RUNS_DIR", str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="stylegan"):
+        T.train_psp(get_preset("smoke", **STEPS), progress=False)
+
+
+def test_preset_overrides_are_checked():
+    with pytest.raises(ValueError, match="unknown preset"):
+        get_preset("huge")
+    with pytest.raises(KeyError, match="sfr.nope"):
+        get_preset("smoke", **{"sfr.nope": 1})
+    assert get_preset("paper").schedule.batch_size == 1 and get_preset("paper").schedule.lr == 1e-4  # section 4.1

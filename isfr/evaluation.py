@@ -34,7 +34,7 @@ from isfr.metrics import METRIC_COLUMNS, PROTOCOL, MetricModels, score_batch
 METRICS: tuple[str, ...] = tuple(METRIC_COLUMNS)
 ROW_COLUMNS: tuple[str, ...] = ("method", "name", "mask_name", "ratio", "bucket", "paper_range", "composite",
                                 *METRICS, "source")
-PSP_COMPOSITE, PSP_RAW = "pSp (composite)", "pSp (raw)"  # Table 2's pSp row, scored both ways
+PSP_COMPOSITE, PSP_RAW = "pSp (composited)", "pSp (raw)"  # Table 2's pSp row, scored both ways
 RAW_NOTE = ("Rows with composited = no skip the compositing step of the protocol: the method's raw output "
             "is quantised and compared with the ground truth over the whole frame.")
 _HIGHER_IS_BETTER = {"psnr": True, "ssim": True, "l1": False, "lpips": False, "id_dist": False}
@@ -419,7 +419,7 @@ def table2(
     (the paper's "Ours") to ``"ISFRNet"``. Add ``"id_dist"`` to ``metrics`` for identity (the paper
     has no such column: its ``(paper)`` cells stay empty).
     """
-    mapping: dict[str, str | Sequence[str]] = {"pSp": [PSP_COMPOSITE, PSP_RAW, "pSp"]}
+    mapping: dict[str, str | Sequence[str]] = {"pSp": [PSP_COMPOSITE, PSP_RAW, "pSp", "pSp (composite)"]}
     mapping.update(methods or {})
     flags = {"pSp": "the paper does not say whether pSp's output was composited; we score it both ways "
                     f"({PSP_COMPOSITE!r}, {PSP_RAW!r})."}

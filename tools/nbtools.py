@@ -30,13 +30,11 @@ def strip(path: Path) -> None:
         cell.get("metadata", {}).pop("execution", None)
         if cell.cell_type != "code":
             continue
-        if CHECK in _tags(cell):
+        if CHECK in _tags(cell):  # nbval wants a checked cell to look run: keep its count
             cell.outputs = [o for o in cell.outputs if o.get("output_type") != "display_data"]
-            for o in cell.outputs:
-                o.pop("execution_count", None) if o.get("output_type") != "execute_result" else None
         else:
             cell.outputs = []
-        cell.execution_count = None
+            cell.execution_count = None
     nb.metadata.pop("papermill", None)
     nbformat.write(nb, path)
 
@@ -44,7 +42,8 @@ def strip(path: Path) -> None:
 def execute(path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "ISFR_DATA_ROOT"}  # nbval runs on the default source
     subprocess.run([sys.executable, "-m", "jupyter", "nbconvert", "--to", "notebook", "--execute", "--inplace",
-                    "--ExecutePreprocessor.timeout=1800", str(path)], check=True, env=env, cwd=path.parent)
+                    "--ExecutePreprocessor.timeout=1800", str(path.resolve())], check=True, env=env,
+                   cwd=path.resolve().parent)
     strip(path)
 
 

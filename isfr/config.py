@@ -41,6 +41,8 @@ class ScheduleConfig:
     psp_batch_size: int = 8  # ours
     ifr_steps: int = 300_000  # ours (the paper gives no step count)
     sfr_steps: int = 300_000  # ours
+    ablation_ifr_steps: int | None = None  # ours: steps of every Table 1 row; None = the main schedule
+    ablation_sfr_steps: int | None = None  # ours
     amp: Literal["none", "bf16", "fp16"] = "fp16"  # ours: CUDA AMP on the GPU; bf16 autocast on the CPU
     log_every: int = 100
     ckpt_every: int = 5_000
@@ -77,13 +79,14 @@ def _small() -> Preset:
     return Preset(
         name="small",
         data=DataConfig(resolution=r),
-        stylegan=StyleGANConfig(size=r, style_dim=256, n_mlp=4, channel_multiplier=1, channel_max=128),
+        stylegan=StyleGANConfig(size=r, style_dim=128, n_mlp=4, channel_multiplier=1, channel_max=64),
         psp=PSPConfig(input_nc=4, width=0.25, checkpoint=None),
         ifr=IFRConfig(ngf=32, img_size=r),
         sfr=SFRConfig(ngf=32, img_size=r),
         disc=DiscriminatorConfig(ndf=32, img_size=r),
         schedule=ScheduleConfig(
-            batch_size=16, stylegan_steps=6_000, psp_steps=3_000, ifr_steps=3_000, sfr_steps=4_000,
+            batch_size=16, stylegan_steps=2_500, psp_steps=1_500, ifr_steps=2_000, sfr_steps=5_000,
+            ablation_ifr_steps=1_000, ablation_sfr_steps=1_000,
             amp="bf16", log_every=25, ckpt_every=250, val_every=500, val_images=40, test_images=None,
         ),
         allow_random_vgg=True,

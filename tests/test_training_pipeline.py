@@ -86,3 +86,14 @@ def test_preset_overrides_are_checked():
     with pytest.raises(KeyError, match="sfr.nope"):
         get_preset("smoke", **{"sfr.nope": 1})
     assert get_preset("paper").schedule.batch_size == 1 and get_preset("paper").schedule.lr == 1e-4  # section 4.1
+
+
+def test_ablation_budget_shares_runs_only_when_the_schedules_agree():
+    small = get_preset("small")
+    assert T.stage_runs(small, "full", "main") == {"ifr": ("ifr", 2000), "sfr": ("sfr", 5000)}
+    assert T.stage_runs(small, "full", "ablation") == {"ifr": ("ifr_abl", 1000), "sfr": ("sfr_abl", 1000)}
+    assert T.stage_runs(small, "no_weighting", "ablation")["sfr"] == ("sfr_noweight_abl", 1000)
+    smoke = get_preset("smoke")  # no ablation schedule: Table 1 reuses the main runs
+    assert T.stage_runs(smoke, "psp_ifr", "ablation")["ifr"] == ("ifr_nomask", smoke.schedule.ifr_steps)
+    with pytest.raises(ValueError, match="budget"):
+        T.stage_runs(smoke, "full", "long")

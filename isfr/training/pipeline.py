@@ -61,8 +61,37 @@ VARIANTS: dict[str, Variant] = {v.name: v for v in (
 )}
 
 
+Budget = str  # "main" (the model of Table 2 and notebooks 03-04) or "ablation" (every row of Table 1)
+
+
+def _variant(variant: Variant | str) -> Variant:
+    return VARIANTS[variant] if isinstance(variant, str) else variant
+
+
+def stage_runs(preset: Preset, variant: Variant | str = "full", budget: Budget = "main") -> dict[str, tuple[str, int]]:
+    """Run folder and step count of the IFR and SFR runs of ``variant`` at ``budget``.
+
+    The ablation budget (``schedule.ablation_ifr_steps`` / ``ablation_sfr_steps``) trains every row
+    of Table 1 alike; when it equals the main schedule the runs are shared, otherwise they get an
+    ``_abl`` suffix (the full model is then trained twice: once per budget)."""
+    v, s = _variant(variant), preset.schedule
+    if budget not in ("main", "ablation"):
+        raise ValueError(f"budget must be 'main' or 'ablation', got {budget!r}")
+    out = {}
+    for kind, run, main_steps, abl_steps in (("ifr", v.ifr_run, s.ifr_steps, s.ablation_ifr_steps),
+                                             ("sfr", v.sfr_run, s.sfr_steps, s.ablation_sfr_steps)):
+        abl = budget == "ablation" and abl_steps is not None and abl_steps != main_steps
+        out[kind] = (run + "_abl", abl_steps) if abl else (run, main_steps)
+    return out
+
+
+#: Table 1's rows (section 4.2), then our extras: the weighting readings of eq. 1 and the mask protocol.
+TABLE1_VARIANTS = ["psp_ifr", "psp_sfr", "no_weighting", "full"]
+ABLATION_VARIANTS = TABLE1_VARIANTS + ["weight_inverse_ratio", "weight_valid_fraction", "leak_free"]
+
+
 def variant_preset(preset: Preset, variant: Variant | str) -> Preset:
-    v = VARIANTS[variant] if isinstance(variant, str) else variant
+    v = _variant(variant)
     return get_preset(preset.name, **{**_preset_overrides(preset), **v.overrides})
 
 
@@ -143,7 +172,7 @@ def uses_pretrained_stage1(preset: Preset) -> bool:
 
 def build_model(preset: Preset, variant: Variant | str = "full") -> ISFRNet:
     """An untrained pipeline of the preset's widths (stage 1 from the pSp file when configured)."""
-    v = VARIANTS[variant] if isinstance(variant, str) else variant
+    v = _variant(variant)
     return ISFRNet(ISFRNetConfig.from_preset(variant_preset(preset, v), use_ifr=v.use_ifr, use_sfr=v.use_sfr),
                    root=REPO_ROOT)
 
@@ -205,50 +234,85 @@ def train_psp(preset: Preset, data_root: str | None = None, force: bool = False,
 
 
 def train_ifr(preset: Preset, variant: Variant | str = "full", data_root: str | None = None, force: bool = False,
-              **loop_kw: Any) -> FitResult:
+              budget: Budget = "main", **loop_kw: Any) -> FitResult:
     """Stage 2: IFR + D1 with eq. 5, stage 1 frozen."""
-    v = VARIANTS[variant] if isinstance(variant, str) else variant
+    v = _variant(variant)
     p = variant_preset(preset, v)
+    run, steps = stage_runs(preset, v, budget)["ifr"]
     model = load_stage1(build_model(preset, dataclasses.replace(v, use_sfr=False, use_ifr=True)), preset)
     s = p.schedule
     stage = IFRStage(model, PatchDiscriminator(p.disc), p.loss, lr=s.lr, betas=s.betas, mask_constraint=v.ifr_mask_constraint)
     return fit(stage, build_from_config(data_config(p, data_root), "train"),
-               loop_config(p, s.ifr_steps, s.batch_size, **loop_kw), run_dir(preset, v.ifr_run),
+               loop_config(p, steps, s.batch_size, **loop_kw), run_dir(preset, run),
                val_batches=val_batches(p, data_root), config=p.to_dict(), preset=preset.name, overwrite=force)
 
 
 def train_sfr(preset: Preset, variant: Variant | str = "full", data_root: str | None = None, force: bool = False,
-              **loop_kw: Any) -> FitResult:
+              budget: Budget = "main", **loop_kw: Any) -> FitResult:
     """Stage 3: SFR + D2 with eq. 10, stages 1 and 2 frozen (IFR absent for the pSp+SFR variant)."""
-    v = VARIANTS[variant] if isinstance(variant, str) else variant
+    v = _variant(variant)
     p = variant_preset(preset, v)
+    runs = stage_runs(preset, v, budget)
     model = load_stage1(build_model(preset, v), preset)
     if v.use_ifr:
-        model.ifr.load_state_dict(_best(preset, v.ifr_run)["modules"]["ifr"])
+        model.ifr.load_state_dict(_best(preset, runs["ifr"][0])["modules"]["ifr"])
     s = p.schedule
     stage = SFRStage(model, PatchDiscriminator(p.disc), _vgg(p), p.loss, lr=s.lr, betas=s.betas)
     return fit(stage, build_from_config(data_config(p, data_root), "train"),
-               loop_config(p, s.sfr_steps, s.batch_size, **loop_kw), run_dir(preset, v.sfr_run),
+               loop_config(p, runs["sfr"][1], s.batch_size, **loop_kw), run_dir(preset, runs["sfr"][0]),
                val_batches=val_batches(p, data_root), config=p.to_dict(), preset=preset.name, overwrite=force)
 
 
-def trained_model(preset: Preset, variant: Variant | str = "full", upto: str = "sfr") -> ISFRNet:
+def train_variant(preset: Preset, variant: Variant | str = "full", data_root: str | None = None, force: bool = False,
+                  budget: Budget = "main", **loop_kw: Any) -> dict[str, FitResult]:
+    """The IFR and SFR runs a variant needs (stage 1 must be trained already); finished runs are loaded."""
+    v, out = _variant(variant), {}
+    if v.use_ifr:
+        out["ifr"] = train_ifr(preset, v, data_root, force, budget, **loop_kw)
+        if not out["ifr"].finished:
+            return out  # stopped by a time budget: the SFR run must wait for its IFR
+    if v.use_sfr:
+        out["sfr"] = train_sfr(preset, v, data_root, force, budget, **loop_kw)
+    return out
+
+
+def trained_model(preset: Preset, variant: Variant | str = "full", upto: str = "sfr", budget: Budget = "main") -> ISFRNet:
     """The pipeline of ``variant`` with every stage's best checkpoint loaded, in eval mode;
     ``upto="ifr"`` stops after stage 2 (before SFR is trained)."""
-    v = VARIANTS[variant] if isinstance(variant, str) else variant
+    v = _variant(variant)
     if upto == "ifr":
         v = dataclasses.replace(v, use_sfr=False)
+    runs = stage_runs(preset, v, budget)
     model = load_stage1(build_model(preset, v), preset)
     if v.use_ifr:
-        model.ifr.load_state_dict(_best(preset, v.ifr_run)["modules"]["ifr"])
+        model.ifr.load_state_dict(_best(preset, runs["ifr"][0])["modules"]["ifr"])
     if v.use_sfr:
-        model.sfr.load_state_dict(_best(preset, v.sfr_run)["modules"]["sfr"])
+        model.sfr.load_state_dict(_best(preset, runs["sfr"][0])["modules"]["sfr"])
     return model.eval()
 
 
 def export_pipeline(preset: Preset, variant: Variant | str = "full", path: str | Path | None = None) -> Path:
     """Write the assembled pipeline to one file (``runs/<preset>/isfrnet_<variant>.pt``) for ``isfr inpaint``."""
-    v = VARIANTS[variant] if isinstance(variant, str) else variant
+    v = _variant(variant)
     path = Path(path) if path else runs_dir(preset.name) / f"isfrnet_{v.name}.pt"
     trained_model(preset, v).save(path, preset=preset.name, variant=v.name)
     return path
+
+
+def train_all(preset: Preset, variants: list[str] | None = None, data_root: str | None = None,
+              **loop_kw: Any) -> list[tuple[str, FitResult | None]]:
+    """Everything notebooks 02-05 train, in order: stage 1, the main model, then the Table 1 variants
+    at the ablation budget. Resumable: call again after a time-budget stop or a killed session."""
+    done: list[tuple[str, FitResult | None]] = []
+    for name, fn in (("stylegan", train_stylegan), ("psp", train_psp)):
+        r = fn(preset, data_root, **loop_kw)
+        done.append((name, r))
+        if r is not None and not r.finished:
+            return done
+    jobs = [("full", "main")] + [(v, "ablation") for v in (variants or ABLATION_VARIANTS)]
+    for v, budget in jobs:
+        for kind, r in train_variant(preset, v, data_root, budget=budget, **loop_kw).items():
+            done.append((f"{v}/{kind}@{budget}", r))
+            if not r.finished:
+                return done
+    return done

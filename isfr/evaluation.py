@@ -41,13 +41,6 @@ _HIGHER_IS_BETTER = {"psnr": True, "ssim": True, "l1": False, "lpips": False, "i
 
 
 # ---------------------------------------------------------------- provenance
-def hardware_description() -> str:
-    """``"<GPU name>"`` or ``"CPU (<n> cores)"`` of this process."""
-    if torch.cuda.is_available():
-        return torch.cuda.get_device_name(0)
-    return f"CPU ({os.cpu_count()} cores)"
-
-
 def provenance(
     preset: str | None = None, resolution: int | str | None = None, data: str | None = None,
     steps: int | str | None = None, hardware: str | None = None, commit: str | None = None,
@@ -56,14 +49,14 @@ def provenance(
 
     ``steps``: an int (rendered "N steps") or free text such as ``"IFR 3000 + SFR 4000 steps"``;
     unknown parts read ``"preset ?"`` etc.; ``hardware`` / ``commit`` default to
-    :func:`hardware_description` / ``isfr.utils.git_commit()``.
+    :func:`isfr.utils.hardware` / :func:`isfr.utils.git_commit`.
     """
-    if commit is None:
-        from isfr.utils import git_commit
+    from isfr.utils import git_commit, hardware as _hardware
 
+    if commit is None:
         commit = git_commit()
     steps_txt = "steps ?" if steps is None else f"{steps} steps" if isinstance(steps, int) else str(steps)
-    hw = hardware if hardware is not None else hardware_description()
+    hw = hardware if hardware is not None else _hardware()
     parts = [preset or "preset ?", f"{resolution if resolution is not None else '?'} px", data or "data ?",
              steps_txt, hw, f"commit {commit}"]
     return f"measured here ({', '.join(map(str, parts))})"

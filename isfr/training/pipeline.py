@@ -24,7 +24,6 @@ from isfr.models.discriminators import PatchDiscriminator
 from isfr.models.isfrnet import ISFRNet, ISFRNetConfig
 from isfr.models.stylegan2 import Discriminator
 from isfr.paths import REPO_ROOT, runs_dir
-from isfr.utils import git_commit, hardware
 
 from .checkpoint import read_checkpoint
 from .loop import FitResult, TrainLoopConfig, fit, is_finished
@@ -111,15 +110,19 @@ def _preset_overrides(preset: Preset) -> dict[str, Any]:
 # ------------------------------------------------------------------------------ data and loops
 
 
-def provenance(preset: Preset, root: Any = None) -> str:
-    """One line for every figure and table: preset, resolution, data, VGG features, hardware, commit."""
-    data = root.kind if root is not None else "?"
+def provenance(preset: Preset, root: Any = None, steps: int | str | None = None) -> str:
+    """One line for every figure and table (:func:`isfr.evaluation.provenance`), plus what makes the
+    numbers weaker than the paper's: synthetic faces, random VGG features."""
+    from isfr.evaluation import provenance as measured_here
+
+    data = getattr(root, "kind", None)
+    flags = []
     if data == "synthetic":
-        data = "synthetic faces (not a result)"
-    random_vgg = preset.allow_random_vgg and not hub_checkpoint_path(VGG16_FILE).exists()
-    vgg = ", random VGG features" if random_vgg else ""
-    return (f"preset={preset.name}, {preset.data.resolution}px, data: {data}{vgg}, "
-            f"hardware: {hardware()}, commit {git_commit()}")
+        flags.append("synthetic faces: not a result")
+    if preset.allow_random_vgg and not hub_checkpoint_path(VGG16_FILE).exists():
+        flags.append("random VGG features")
+    line = measured_here(preset.name, preset.data.resolution, data, steps)
+    return line + ("; " + ", ".join(flags) if flags else "")
 
 
 def data_config(preset: Preset, data_root: str | None = None):

@@ -147,8 +147,9 @@ def test_truncation_with_mean_latent():
         g([z], truncation=0.5)
 
 
-def test_gradients_reach_every_parameter():
-    g, d = small_g(32), Discriminator(32, channel_multiplier=1, channel_max=16)
+@pytest.mark.parametrize("fused_modconv", [None, True])
+def test_gradients_reach_every_parameter(fused_modconv):
+    g, d = small_g(32, fused_modconv=fused_modconv), Discriminator(32, channel_multiplier=1, channel_max=16)
     gen = torch.Generator().manual_seed(0)
     img, _ = g([torch.randn(4, 32, generator=gen)], generator=gen)
     (d(img).sum() + img.square().mean()).backward()
@@ -187,8 +188,11 @@ def test_modulated_conv_fused_equals_unfused(mode):
     m = ModulatedConv2d(6, 5, 3, 8, upsample=mode == "upsample", downsample=mode == "downsample")
     x, s = torch.randn(3, 6, 8, 8), torch.randn(3, 8)
     a = m(x, s)
-    m.fused = False
-    assert torch.allclose(a, m(x, s), atol=1e-5)
+    for fused in (True, False, None):
+        for xx in (x, x.contiguous(memory_format=torch.channels_last)):
+            for n in (3, 1):
+                m.fused = fused
+                assert torch.allclose(a[:n], m(xx[:n], s[:n]), atol=1e-5), (fused, n)
 
 
 def naive_upfirdn2d(x, k, up, down, p0, p1):

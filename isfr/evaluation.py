@@ -467,3 +467,42 @@ def to_markdown(table: pd.DataFrame, index: bool = False, footer: bool = True) -
 def better(metric: str) -> str:
     """``"higher"`` or ``"lower"``: which way ``metric`` improves (section 4.1)."""
     return "higher" if _HIGHER_IS_BETTER[metric] else "lower"
+
+
+# ---------------------------------------------------------------- figures' inputs and orderings
+def comparison_rows(
+    methods: Mapping[str, Callable[[Tensor, Tensor], Tensor]], dataset: Any, indices: Sequence[int],
+    composite: bool = True,
+) -> list[dict[str, Tensor]]:
+    """Inputs for :func:`isfr.figures.comparison_grid` (Figs. 6-10): for each dataset index a dict
+    with ``input`` (masked), ``gt``, ``mask`` and every method's output (composited by default)."""
+    samples = [dataset[i] for i in indices]
+    image = torch.stack([s["image"] for s in samples]).float()
+    mask = torch.stack([s["mask"] for s in samples]).float()
+    rows = [{"input": image[i] * (1 - mask[i]), "gt": image[i], "mask": mask[i]} for i in range(len(samples))]
+    for name, method in methods.items():
+        with torch.no_grad():
+            out = method(image, mask).detach().float().cpu()
+        if composite:
+            out = out * mask + image * (1 - mask)
+        for row, o in zip(rows, out):
+            row[name] = o
+    return rows
+
+
+def ranking_agreement(table: pd.DataFrame, metric: str = "PSNR", rng: str = "20-40") -> str:
+    """Does our order of the methods on ``metric`` at ``rng`` follow the paper's? One sentence.
+
+    ``table``: :func:`table1` / :func:`table2` output (columns ``"<METRIC> <range> (paper|ours)"``).
+    Only rows with both values count.
+    """
+    paper_col, ours_col = f"{metric} {rng} (paper)", f"{metric} {rng} (ours)"
+    both = table.dropna(subset=[paper_col, ours_col])
+    if len(both) < 2:
+        return f"{metric} {rng}: fewer than two methods have both a paper and a measured value."
+    sign = -1 if better(metric.lower()) == "lower" else 1
+    paper_order = list(both.sort_values(paper_col, ascending=sign < 0)["method"])
+    ours_order = list(both.sort_values(ours_col, ascending=sign < 0)["method"])
+    verdict = "follows" if paper_order == ours_order else "does not follow"
+    return (f"{metric} {rng}: our order ({' > '.join(ours_order)}) {verdict} the paper's "
+            f"({' > '.join(paper_order)}).")

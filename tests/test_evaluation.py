@@ -250,3 +250,33 @@ def test_to_markdown_shape_and_ci_cells():
 def test_provenance_format():
     s = E.provenance("small", 64, "CelebA test, 100 images", 7000, "CPU (2 cores)", "abc123")
     assert s == "measured here (small, 64 px, CelebA test, 100 images, 7000 steps, CPU (2 cores), commit abc123)"
+
+
+def test_ranking_agreement_reports_whether_the_order_matches():
+    import pandas as pd
+
+    from isfr.evaluation import ranking_agreement
+
+    t = pd.DataFrame({"method": ["a", "b", "c"], "PSNR 20-40 (paper)": [28.0, 27.0, float("nan")],
+                      "PSNR 20-40 (ours)": [25.0, 24.0, 30.0], "L1 20-40 (paper)": [0.01, 0.02, 0.03],
+                      "L1 20-40 (ours)": [0.03, 0.02, 0.01]})
+    assert "follows the paper's" in ranking_agreement(t, "PSNR", "20-40")
+    assert "(a > b)" in ranking_agreement(t, "PSNR", "20-40")  # the NaN row is left out
+    assert "does not follow" in ranking_agreement(t, "L1", "20-40")  # lower is better for L1
+    assert "fewer than two" in ranking_agreement(t.iloc[:1], "PSNR", "20-40")
+
+
+def test_comparison_rows_composite_each_method():
+    import torch
+
+    from isfr.baselines import mean_fill
+    from isfr.evaluation import comparison_rows
+
+    g = torch.Generator().manual_seed(0)
+    data = [{"image": torch.rand(3, 8, 8, generator=g) * 2 - 1, "mask": (torch.rand(1, 8, 8, generator=g) > 0.5).float()}
+            for _ in range(3)]
+    rows = comparison_rows({"zeros": lambda x, m: torch.zeros_like(x), "mean": mean_fill}, data, [0, 2])
+    assert len(rows) == 2 and set(rows[0]) == {"input", "gt", "mask", "zeros", "mean"}
+    known = rows[1]["mask"].expand(3, 8, 8) == 0
+    assert torch.equal(rows[1]["zeros"][known], data[2]["image"][known])
+    assert torch.equal(rows[1]["zeros"][~known], torch.zeros(int((~known).sum())))

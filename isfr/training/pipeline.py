@@ -319,3 +319,32 @@ def train_all(preset: Preset, variants: list[str] | None = None, data_root: str 
             if not r.finished:
                 return done
     return done
+
+
+def steps_text(preset: Preset, variant: Variant | str = "full", budget: Budget = "main") -> str:
+    """What a variant was trained with, for provenance lines (e.g. ``"IFR 2000 + SFR 5000 steps"``)."""
+    v, runs = _variant(variant), stage_runs(preset, variant, budget)
+    parts = [] if uses_pretrained_stage1(preset) else [
+        f"StyleGAN2 {preset.schedule.stylegan_steps}", f"pSp {preset.schedule.psp_steps}"]
+    parts += [f"IFR {runs['ifr'][1]}"] if v.use_ifr else []
+    parts += [f"SFR {runs['sfr'][1]}"] if v.use_sfr else []
+    return " + ".join(parts) + f" steps (batch {preset.schedule.batch_size})"
+
+
+def evaluate_variant(preset: Preset, variant: Variant | str, dataset: Any, *, name: str | None = None,
+                     budget: Budget = "main", key: str = "output", composite: bool = True, root: Any = None,
+                     metric_models: Any = None, upto: str = "sfr") -> "Any":
+    """Per-image scores (:func:`isfr.evaluation.evaluate`) of a trained variant's ``key`` output,
+    with a provenance line naming its steps and the commit its checkpoints were trained at."""
+    from isfr.baselines import isfrnet_method
+    from isfr.evaluation import evaluate
+
+    v = _variant(variant)
+    model = trained_model(preset, v, upto=upto, budget=budget)
+    runs = stage_runs(preset, v, budget)
+    commits = sorted({_best(preset, r)["git_commit"] for k, (r, _) in runs.items()
+                      if (k == "ifr" and v.use_ifr) or (k == "sfr" and v.use_sfr and upto == "sfr")})
+    source = provenance(preset, root, steps_text(preset, v, budget)) + f"; checkpoints trained at {', '.join(commits)}"
+    return evaluate(isfrnet_method(model, key), dataset, name=name or v.name, composite=composite,
+                    metric_models=metric_models, batch_size=max(8, preset.schedule.batch_size), progress=False,
+                    source=source)

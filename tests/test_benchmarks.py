@@ -1,0 +1,50 @@
+"""The benchmark scripts run end to end in ``--quick`` mode and print a Markdown table (no timing checks)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _run(script: str, *args: str) -> str:
+    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / script), "--quick", "--threads", "1", *args],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    return proc.stdout
+
+
+def _final_table(text: str) -> list[list[str]]:
+    """Cells of the rows of the last Markdown table printed (the one under the last |---| line)."""
+    lines = text.splitlines()
+    start = max(i for i, line in enumerate(lines) if line.startswith("|---"))
+    rows = []
+    for line in lines[start + 1:]:
+        if not line.startswith("|"):
+            break
+        rows.append([c.strip() for c in line.strip().strip("|").split("|")])
+    return rows
+
+
+def test_bench_models_quick(tmp_path):
+    out = tmp_path / "models.md"
+    text = _run("bench_models.py", "--out", str(out))
+    assert "| size | module | params (M) | GFLOPs |" in text
+    modules = {r[1] for r in _final_table(text) if r[0] == "smoke"}
+    assert {"pSp encoder", "StyleGAN2 G", "IFR", "SFR", "D1/D2 (each)", "pipeline"} <= modules
+    written = out.read_text()
+    assert "torch" in written and "load average" in written and "| smoke | pipeline |" in written
+
+
+@pytest.mark.parametrize("stage", ["ifr sfr", "psp stylegan"])
+def test_bench_train_quick(tmp_path, stage):
+    out = tmp_path / "train.csv"
+    text = _run("bench_train.py", "--stages", *stage.split(), "--out", str(out))
+    assert "| stage | widths | px | batch | amp |" in text
+    rows = _final_table(text)
+    assert len(rows) == 2 and all(r[1] == "smoke" and r[5] != "error" and float(r[6]) > 0 for r in rows)
+    assert out.read_text().startswith("table,stage,widths,px,batch,amp")

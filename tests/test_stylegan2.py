@@ -228,3 +228,17 @@ def test_bad_size_raises():
         Generator(48, 32, 2)
     with pytest.raises(ValueError, match="channel"):
         Generator(2048, 32, 2)
+
+
+def test_double_backward_for_r1_and_path_length():
+    """R1 (grad of D wrt reals) and path-length (grad of G wrt W) regularisers need create_graph."""
+    g, d = small_g(32), Discriminator(32, channel_multiplier=1, channel_max=16)
+    real = torch.randn(4, 3, 32, 32, requires_grad=True)
+    (gr,) = torch.autograd.grad(d(real).sum(), real, create_graph=True)
+    gr.square().sum().backward()
+    assert all(p.grad is not None for p in d.parameters() if p.ndim > 1)
+    w = g.get_latent(torch.randn(2, 32)).unsqueeze(1).repeat(1, g.n_latent, 1)
+    img, _ = g([w], input_is_latent=True, randomize_noise=False)
+    (gw,) = torch.autograd.grad((img * torch.randn_like(img)).sum(), w, create_graph=True)
+    gw.square().sum().backward()
+    assert g.convs[0].conv.weight.grad.abs().sum() > 0

@@ -203,7 +203,7 @@ class EqualLinear(nn.Module):
         super().__init__()
         self.weight = nn.Parameter(torch.randn(out_dim, in_dim).div_(lr_mul))
         self.bias = nn.Parameter(torch.full((out_dim,), float(bias_init))) if bias else None
-        self.scale, self.lr_mul, self.activation = lr_mul / math.sqrt(in_dim), lr_mul, activation
+        self.scale, self.lr_mul, self.activation = (1 / math.sqrt(in_dim)) * lr_mul, lr_mul, activation
 
     def forward(self, x: Tensor) -> Tensor:
         b = None if self.bias is None else self.bias * self.lr_mul

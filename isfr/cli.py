@@ -24,6 +24,44 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _inpaint(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .inpaint import inpaint_file, inpaint_folder, load_model
+
+    try:
+        model = load_model(args.checkpoint, args.device)
+        if Path(args.image).is_dir():
+            outs = inpaint_folder(args.image, args.mask, model, args.output, align=not args.no_align,
+                                  overwrite=args.overwrite, progress=not args.no_progress)
+            print(f"wrote {len(outs)} image(s) to {args.output}")
+        else:
+            out = inpaint_file(args.image, args.mask, model, args.output, align=not args.no_align,
+                               overwrite=args.overwrite)
+            print(f"wrote {out}")
+    except (FileNotFoundError, FileExistsError, ValueError) as err:
+        print(f"isfr inpaint: error: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from .inpaint import evaluate_checkpoint, summary_table
+
+    try:
+        _, summary = evaluate_checkpoint(
+            args.checkpoint, args.data_root, args.split, limit=args.limit, preset=args.preset, csv_path=args.csv,
+            learned_metrics=not args.basic_metrics, batch_size=args.batch_size, device=args.device,
+            progress=not args.no_progress)
+    except (FileNotFoundError, ValueError) as err:
+        print(f"isfr evaluate: error: {err}", file=sys.stderr)
+        return 1
+    print(summary_table(summary))
+    if args.csv:
+        print(f"per-image rows: {args.csv}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="isfr", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -41,6 +79,31 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--no-progress", action="store_true")
     t.set_defaults(func=_train)
+    i = sub.add_parser("inpaint", help="fill the holes of a photo (or a folder of photos) with a trained ISFRNet")
+    i.add_argument("image", help="photo, or a folder of photos")
+    i.add_argument("--mask", required=True,
+                   help="mask in the photo's frame (white = hole), or a folder of masks named like the photos")
+    i.add_argument("--checkpoint", required=True, help="pipeline file, e.g. runs/small/isfrnet_full.pt")
+    i.add_argument("-o", "--output", required=True, help="output image (folder mode: output folder, <stem>.png)")
+    i.add_argument("--no-align", action="store_true",
+                   help="the photo is already an aligned face: center-crop + resize (output at the model's size)")
+    i.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    i.add_argument("--device", default=None, help="cpu / cuda (default: cuda when available)")
+    i.add_argument("--no-progress", action="store_true")
+    i.set_defaults(func=_inpaint)
+    e = sub.add_parser("evaluate", help="score a checkpoint per hole-ratio bucket on a data split")
+    e.add_argument("--checkpoint", required=True, help="pipeline file, e.g. runs/small/isfrnet_full.pt")
+    e.add_argument("--data-root", default=None, help="dataset folder (default: $ISFR_DATA_ROOT, else synthetic faces)")
+    e.add_argument("--split", default="test", choices=["test", "val"])
+    e.add_argument("--limit", type=int, default=None, help="first N images of the split (x 6 buckets = pairs)")
+    e.add_argument("--preset", default=None, choices=["smoke", "small", "paper"],
+                   help="data options (protocol, seed); default: the preset recorded in the checkpoint")
+    e.add_argument("--csv", default=None, help="write per-image rows to this CSV")
+    e.add_argument("--basic-metrics", action="store_true", help="PSNR / SSIM / L1 only (skip LPIPS and identity)")
+    e.add_argument("--batch-size", type=int, default=8)
+    e.add_argument("--device", default=None, help="cpu / cuda (default: cuda when available)")
+    e.add_argument("--no-progress", action="store_true")
+    e.set_defaults(func=_evaluate)
     args = p.parse_args(argv)
     return args.func(args)
 

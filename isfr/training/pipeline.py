@@ -321,14 +321,14 @@ def train_all(preset: Preset, variants: list[str] | None = None, data_root: str 
     return done
 
 
-def steps_text(preset: Preset, variant: Variant | str = "full", budget: Budget = "main") -> str:
-    """What a variant was trained with, for provenance lines (e.g. ``"IFR 2000 + SFR 5000 steps"``)."""
-    v, runs = _variant(variant), stage_runs(preset, variant, budget)
-    parts = [] if uses_pretrained_stage1(preset) else [
-        f"StyleGAN2 {preset.schedule.stylegan_steps}", f"pSp {preset.schedule.psp_steps}"]
-    parts += [f"IFR {runs['ifr'][1]}"] if v.use_ifr else []
-    parts += [f"SFR {runs['sfr'][1]}"] if v.use_sfr else []
-    return " + ".join(parts) + f" steps (batch {preset.schedule.batch_size})"
+def steps_text(preset: Preset, variant: Variant | str = "full", budget: Budget = "main", upto: str = "sfr") -> str:
+    """What a variant was trained with, up to stage ``upto`` ("stage1" | "ifr" | "sfr"), for
+    provenance lines, e.g. ``"StyleGAN2 2500 + pSp 1500 + IFR 2000 + SFR 5000 steps (batch 16)"``."""
+    v, runs, s = _variant(variant), stage_runs(preset, variant, budget), preset.schedule
+    stage1 = "pretrained pSp" if uses_pretrained_stage1(preset) else f"StyleGAN2 {s.stylegan_steps} + pSp {s.psp_steps} steps"
+    parts = [f"IFR {runs['ifr'][1]}"] if v.use_ifr and upto in ("ifr", "sfr") else []
+    parts += [f"SFR {runs['sfr'][1]}"] if v.use_sfr and upto == "sfr" else []
+    return stage1 + (f" + {' + '.join(parts)} steps" if parts else "") + f" (batch {s.batch_size})"
 
 
 def evaluate_variant(preset: Preset, variant: Variant | str, dataset: Any, *, name: str | None = None,

@@ -90,9 +90,11 @@ def test_preset_overrides_are_checked():
 
 def test_ablation_budget_shares_runs_only_when_the_schedules_agree():
     small = get_preset("small")
-    assert T.stage_runs(small, "full", "main") == {"ifr": ("ifr", 2000), "sfr": ("sfr", 5000)}
-    assert T.stage_runs(small, "full", "ablation") == {"ifr": ("ifr_abl", 1000), "sfr": ("sfr_abl", 1000)}
-    assert T.stage_runs(small, "no_weighting", "ablation")["sfr"] == ("sfr_noweight_abl", 1000)
+    s = small.schedule
+    assert T.stage_runs(small, "full", "main") == {"ifr": ("ifr", s.ifr_steps), "sfr": ("sfr", s.sfr_steps)}
+    assert T.stage_runs(small, "full", "ablation") == {"ifr": ("ifr_abl", s.ablation_ifr_steps),
+                                                       "sfr": ("sfr_abl", s.ablation_sfr_steps)}
+    assert T.stage_runs(small, "no_weighting", "ablation")["sfr"] == ("sfr_noweight_abl", s.ablation_sfr_steps)
     smoke = get_preset("smoke")  # no ablation schedule: Table 1 reuses the main runs
     assert T.stage_runs(smoke, "psp_ifr", "ablation")["ifr"] == ("ifr_nomask", smoke.schedule.ifr_steps)
     with pytest.raises(ValueError, match="budget"):

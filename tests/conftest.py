@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -38,3 +39,44 @@ def nvidia_256(data_root, mask_cache):
     from isfr.data import NvidiaMasks
 
     return NvidiaMasks(data_root / "nvidia_irregular_masks", 256, cache=mask_cache, workers=2)
+
+
+# ---------------------------------------------------------------- torchvision weight files written by tests
+VGG_CONVS = {0: (64, 3), 2: (64, 64), 5: (128, 64), 7: (128, 128), 10: (256, 128), 12: (256, 256),
+             14: (256, 256)}
+ALEX_CONVS = {0: (64, 3, 11), 3: (192, 64, 5), 6: (384, 192, 3), 8: (256, 384, 3), 10: (256, 256, 3)}
+
+
+@pytest.fixture
+def torch_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty TORCH_HOME; any attempt to download weights fails the test."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url",
+                        lambda *a, **k: pytest.fail("tried to download"))
+    return tmp_path
+
+
+def _write_convs(path: Path, convs: dict, seed: int) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    sd = {}
+    for i, (o, c, *k) in convs.items():
+        k = k[0] if k else 3
+        sd[f"features.{i}.weight"] = torch.randn(o, c, k, k, generator=g) * (2 / (k * k * c)) ** 0.5
+        sd[f"features.{i}.bias"] = torch.randn(o, generator=g) * 0.1
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(sd, path)
+    return sd
+
+
+def write_vgg_file(torch_home: Path, seed: int = 0) -> dict[str, torch.Tensor]:
+    """A torchvision-format VGG-16 state_dict with the keys the loader uses, random values."""
+    from isfr.backbones import VGG16_FILE
+
+    return _write_convs(torch_home / "hub" / "checkpoints" / VGG16_FILE, VGG_CONVS, seed)
+
+
+def write_alexnet_file(torch_home: Path, seed: int = 0) -> dict[str, torch.Tensor]:
+    """A torchvision-format AlexNet state_dict (``features.{0,3,6,8,10}``), random values."""
+    from isfr.backbones import ALEXNET_FILE
+
+    return _write_convs(torch_home / "hub" / "checkpoints" / ALEXNET_FILE, ALEX_CONVS, seed)

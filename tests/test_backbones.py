@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 import torch
@@ -10,43 +9,7 @@ import torch.nn.functional as F
 
 from isfr import backbones as B
 
-VGG_CONVS = {0: (64, 3), 2: (64, 64), 5: (128, 64), 7: (128, 128), 10: (256, 128), 12: (256, 256),
-             14: (256, 256)}
-ALEX_CONVS = {0: (64, 3, 11), 3: (192, 64, 5), 6: (384, 192, 3), 8: (256, 384, 3), 10: (256, 256, 3)}
-
-
-@pytest.fixture
-def torch_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-    monkeypatch.setattr(torch.hub, "load_state_dict_from_url",
-                        lambda *a, **k: pytest.fail("tried to download"))
-    return tmp_path
-
-
-def write_vgg_file(torch_home: Path, seed: int = 0) -> dict[str, torch.Tensor]:
-    """A torchvision-format VGG-16 state_dict with the keys the loader uses, random values."""
-    g = torch.Generator().manual_seed(seed)
-    sd = {}
-    for i, (o, c) in VGG_CONVS.items():
-        sd[f"features.{i}.weight"] = torch.randn(o, c, 3, 3, generator=g) * (2 / (9 * c)) ** 0.5
-        sd[f"features.{i}.bias"] = torch.randn(o, generator=g) * 0.1
-    path = torch_home / "hub" / "checkpoints" / B.VGG16_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(sd, path)
-    return sd
-
-
-def write_alexnet_file(torch_home: Path, seed: int = 0) -> dict[str, torch.Tensor]:
-    """A torchvision-format AlexNet state_dict (``features.{0,3,6,8,10}``), random values."""
-    g = torch.Generator().manual_seed(seed)
-    sd = {}
-    for i, (o, c, k) in ALEX_CONVS.items():
-        sd[f"features.{i}.weight"] = torch.randn(o, c, k, k, generator=g) * (2 / (k * k * c)) ** 0.5
-        sd[f"features.{i}.bias"] = torch.randn(o, generator=g) * 0.1
-    path = torch_home / "hub" / "checkpoints" / B.ALEXNET_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(sd, path)
-    return sd
+from conftest import ALEX_CONVS, write_alexnet_file, write_vgg_file
 
 
 def test_hub_path_honours_torch_home(torch_home):

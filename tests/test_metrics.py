@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -16,28 +15,7 @@ from isfr import metrics as M
 from isfr.backbones import ALEXNET_FILE
 from isfr.data.buckets import bucket_of
 
-ALEX_CONVS = {0: (64, 3, 11), 3: (192, 64, 5), 6: (384, 192, 3), 8: (256, 384, 3), 10: (256, 256, 3)}
-
-
-@pytest.fixture
-def torch_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-    monkeypatch.setattr(torch.hub, "load_state_dict_from_url",
-                        lambda *a, **k: pytest.fail("tried to download"))
-    return tmp_path
-
-
-def write_alexnet_file(torch_home: Path, seed: int = 0) -> dict[str, torch.Tensor]:
-    """A torchvision-format AlexNet state_dict (``features.{0,3,6,8,10}``), random values."""
-    g = torch.Generator().manual_seed(seed)
-    sd = {}
-    for i, (o, c, k) in ALEX_CONVS.items():
-        sd[f"features.{i}.weight"] = torch.randn(o, c, k, k, generator=g) * (2 / (k * k * c)) ** 0.5
-        sd[f"features.{i}.bias"] = torch.randn(o, generator=g) * 0.1
-    path = torch_home / "hub" / "checkpoints" / ALEXNET_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(sd, path)
-    return sd
+from conftest import write_alexnet_file
 
 
 def _batch(seed: int = 0, b: int = 2, s: int = 32):

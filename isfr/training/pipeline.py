@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader
 
 from isfr.backbones import VGG16_FILE, hub_checkpoint_path, load_vgg16_features
 from isfr.config import Preset, get_preset
-from isfr.data import build_from_config, resolve_data_root
+from isfr.data import build_from_config
 from isfr.models.discriminators import PatchDiscriminator
 from isfr.models.isfrnet import ISFRNet, ISFRNetConfig
 from isfr.models.stylegan2 import Discriminator

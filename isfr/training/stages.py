@@ -95,9 +95,9 @@ class StyleGANStage:
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return self._opt
 
-    def _sample(self, n: int, device: torch.device) -> Tensor:
+    def _sample(self, g: nn.Module, n: int, device: torch.device) -> Tensor:
         z = torch.randn(n, self.g.style_dim, device=device)
-        return self.g([z])[0]
+        return g([z])[0]
 
     def train_step(self, batch: Mapping[str, Tensor], ctx: StepContext) -> dict[str, Tensor]:
         real = batch["image"].to(ctx.device)
@@ -105,7 +105,8 @@ class StyleGANStage:
         _set_requires_grad(self.g, False)
         _set_requires_grad(self.d, True)
         with ctx.autocast():
-            fake = self._sample(real.shape[0], ctx.device)
+            with torch.no_grad():
+                fake = self._sample(g, real.shape[0], ctx.device)
             d_loss = F.softplus(d(fake.detach())).mean() + F.softplus(-d(real)).mean()
         ctx.backward(d_loss, self._opt["d"])
         out = {"d": d_loss.detach()}
@@ -118,7 +119,7 @@ class StyleGANStage:
         _set_requires_grad(self.g, True)
         _set_requires_grad(self.d, False)
         with ctx.autocast():
-            g_loss = F.softplus(-d(self._sample(real.shape[0], ctx.device))).mean()
+            g_loss = F.softplus(-d(self._sample(g, real.shape[0], ctx.device))).mean()
         ctx.backward(g_loss, self._opt["g"])
         out["g"] = g_loss.detach()
         with torch.no_grad():

@@ -104,3 +104,17 @@ def test_ffhq_align_on_celeba(celeba_photos):
     assert lm is not None
     eyes = (lm[36:42].mean(0) + lm[42:48].mean(0)) / 2
     assert abs(eyes[0] - 64) < 6 and 35 < eyes[1] < 70  # eyes centred, upper middle
+
+
+def test_ffhq_preprocess_option_realigns_and_falls_back(celeba_photos, tmp_path):
+    """DataConfig(preprocess="ffhq"): FFHQ framing for the pretrained pSp; no face -> centre crop."""
+    path = celeba_photos[0]
+    aligned = np.asarray(load_square(path, 64, "ffhq"), dtype=float)
+    cropped = np.asarray(load_square(path, 64, "center_crop"), dtype=float)
+    assert aligned.shape == cropped.shape == (64, 64, 3)
+    assert np.abs(aligned - cropped).mean() > 5  # a different framing, not the same crop
+    grey = tmp_path / "grey.png"
+    Image.new("RGB", (80, 100), (128, 128, 128)).save(grey)
+    with pytest.warns(RuntimeWarning, match="grey.png"):
+        out = load_square(grey, 32, "ffhq")
+    assert out.size == (32, 32)

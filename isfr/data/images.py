@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import io
 import os
+import warnings
 from pathlib import Path
 from typing import Literal
 
@@ -34,8 +35,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-Preprocess = Literal["center_crop", "resize"]
-PREPROCESS: tuple[str, ...] = ("center_crop", "resize")
+Preprocess = Literal["center_crop", "resize", "ffhq"]
+PREPROCESS: tuple[str, ...] = ("center_crop", "resize", "ffhq")
 RESAMPLE = Image.Resampling.BICUBIC
 REDUCING_GAP = 3.0
 _ALPHA_MODES = {"RGBA", "RGBa", "LA", "La", "PA"}
@@ -117,8 +118,23 @@ def to_square(img: Image.Image, resolution: int, preprocess: Preprocess = "cente
 
 
 def load_square(path: str | os.PathLike, resolution: int, preprocess: Preprocess = "center_crop") -> Image.Image:
-    """Load ``path`` as RGB ``resolution`` x ``resolution`` (JPEG DCT-scaled decode when smaller)."""
+    """Load ``path`` as RGB ``resolution`` x ``resolution`` (JPEG DCT-scaled decode when smaller).
+
+    ``preprocess="ffhq"`` re-aligns the face the way FFHQ was aligned (dlib's 68 landmarks, offline;
+    :func:`isfr.data.align.ffhq_align`), which the pretrained pSp of the paper preset expects; a
+    photo where no face is found falls back to ``center_crop`` with a warning. It costs a face
+    detection per image (tens of ms): meant for the paper preset's DataLoader workers.
+    """
     path = Path(path)
+    if preprocess == "ffhq":
+        from .align import ffhq_align
+
+        img = load_rgb(path)
+        try:
+            return ffhq_align(img, resolution, name=str(path))[0]
+        except ValueError as err:
+            warnings.warn(f"{err}; using center_crop for this image", RuntimeWarning, stacklevel=2)
+            return to_square(img, resolution, "center_crop")
     img = _open_verified(path)
     w, h = img.size
     s = min(w, h) if preprocess == "center_crop" else None

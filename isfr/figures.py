@@ -305,3 +305,31 @@ def table_figure(df: pd.DataFrame, note: str = "", title: str = "", max_rows: in
         ax.set_title(title, fontsize=10)
     add_note(fig, note)
     return fig
+
+
+# ---------------------------------------------------------------- the index of figures/
+def indexed_outputs(cpu_stage1: bool, readme: str | os.PathLike | None = None,
+                    include_notebooks: bool = True) -> list[str]:
+    """Files ``figures/README.md`` lists for one run (rows ``| `file` | notebook | presets | ...``).
+
+    ``cpu_stage1``: stage 1 was trained here (rows marked "CPU presets" count only then).
+    """
+    from isfr.paths import REPO_ROOT
+
+    text = Path(readme or REPO_ROOT / "figures" / "README.md").read_text(encoding="utf-8")
+    files = []
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) < 3 or not (cells[0].startswith("`") and cells[0].endswith("`")):
+            continue
+        name, notebook, presets = cells[0].strip("`"), cells[1], cells[2]
+        if (presets == "CPU presets" and not cpu_stage1) or (notebook == "reproduce" and not include_notebooks):
+            continue
+        files.append(name)
+    return files
+
+
+def missing_outputs(folder: str | os.PathLike, cpu_stage1: bool, include_notebooks: bool = True) -> list[str]:
+    """Indexed files absent from ``folder`` (``figures/<preset>/``)."""
+    return [f for f in indexed_outputs(cpu_stage1, include_notebooks=include_notebooks)
+            if not (Path(folder) / f).is_file()]

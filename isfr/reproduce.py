@@ -50,6 +50,13 @@ def reproduce(
         pm.execute_notebook(str(nb), str(out), parameters=params, kernel_name=kernel, cwd=str(nb.parent), progress_bar=False)
         print(f"[isfr reproduce] {nb.name} done in {time.time() - t0:.0f} s", flush=True)
         done.append(out)
+    if not only:
+        from .config import get_preset
+        from .figures import missing_outputs
+
+        missing = missing_outputs(figures_dir(preset), cpu_stage1=not get_preset(preset).psp.checkpoint)
+        print("[isfr reproduce] every file of figures/README.md written" if not missing else
+              f"[isfr reproduce] WARNING: figures/README.md lists files this run did not write: {missing}", flush=True)
     return done
 
 

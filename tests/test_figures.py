@@ -130,3 +130,15 @@ def test_metric_lines_with_all_nan_metric(tmp_path):
 def test_table_figure(tmp_path):
     fig = F.table_figure(pd.DataFrame({"method": ["a"], "psnr": [27.123], "ssim": [math.nan]}), note=NOTE)
     _check(fig, tmp_path / "table.png")
+
+
+def test_figures_index_lists_files_and_finds_the_missing(tmp_path):
+    from isfr.figures import indexed_outputs, missing_outputs
+
+    cpu, gpu = indexed_outputs(cpu_stage1=True), indexed_outputs(cpu_stage1=False)
+    assert {"fig02_stages.png", "table1_ablation.md", "table2_comparison.md", "fig10_large_holes.png"} <= set(cpu)
+    assert "stage1_stylegan_losses.png" in cpu and "stage1_stylegan_losses.png" not in gpu
+    assert "notebooks/06_sota_comparison.ipynb" not in indexed_outputs(True, include_notebooks=False)
+    (tmp_path / "fig02_stages.png").write_bytes(b"x")
+    missing = missing_outputs(tmp_path, cpu_stage1=True)
+    assert "fig02_stages.png" not in missing and "table1_ablation.md" in missing

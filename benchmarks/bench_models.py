@@ -160,6 +160,7 @@ def main(argv: list[str] | None = None) -> None:
                     help="stop timing a configuration once its timed runs exceed this many seconds (>= 3 runs)")
     ap.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
+    ap.add_argument("--note", action="append", default=[], help="a line for the header (repeatable)")
     ap.add_argument("--out", default=None, help="also write the table: NAME.md or NAME.csv (bare names go to "
                                                  "benchmarks/results/)")
     ap.add_argument("--quick", action="store_true", help="smoke size only, batch 1, fp32, 1 timed run")
@@ -170,7 +171,7 @@ def main(argv: list[str] | None = None) -> None:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     device = resolve_device(args.device)
-    header = env_header("ISFRNet model benchmark (inference)", device)
+    header = env_header("ISFRNet model benchmark (inference)", device, args.note)
     print(header + "\n", flush=True)
     print("| " + " | ".join(COLUMNS) + " |")
     _, rows, descs = run(args)

@@ -223,6 +223,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--steps", type=int, default=4, help="timed steps at most (at least 2 unless 1 is asked)")
     ap.add_argument("--budget", type=float, default=4.0, help="stop timing a configuration after this many seconds")
     ap.add_argument("--timeout", type=float, default=600.0, help="seconds per configuration before it is killed")
+    ap.add_argument("--note", action="append", default=[], help="a line for the header (repeatable)")
     ap.add_argument("--out", default=None, help="also write the table: NAME.md or NAME.csv (bare names go to "
                                                  "benchmarks/results/)")
     ap.add_argument("--quick", action="store_true", help="smoke widths, 64 px, batch 2, fp32, 1 timed step")
@@ -231,12 +232,14 @@ def main(argv: list[str] | None = None) -> None:
         args.widths, args.sizes, args.batch, args.amp = ["smoke"], [64], [2], ["none"]
         args.warmup, args.steps, args.budget = 1, 1, 0.0
     device = resolve_device(args.device)
+    if args.threads:  # the runs set it in their own process; set it here too so the header says so
+        torch.set_num_threads(args.threads)
     if "fp16" in args.amp and device.type != "cuda":
         raise SystemExit("--amp fp16 needs --device cuda (on the CPU use bf16)")
 
     mpctx = mp.get_context("forkserver")
     mpctx.set_forkserver_preload(["torch", "isfr.training.stages", "isfr.backbones"])
-    header = env_header("ISFRNet training benchmark", device)
+    header = env_header("ISFRNet training benchmark", device, args.note)
     print(header + "\n", flush=True)
     print("| " + " | ".join(COLUMNS) + " |", flush=True)
     rows, errors = [], []

@@ -12,9 +12,9 @@ setup:  ## venv + the package with its dev extras + a Jupyter kernel named "isfr
 	$(PY) -m pip install -e '.[dev]'
 	$(PY) -m ipykernel install --sys-prefix --name isfr --display-name "Python (isfr)"
 
-test:   ## pytest for isfr/, then nbval over notebooks/ (smoke preset, default data source)
+test:   ## pytest for isfr/, then nbval over notebooks/ (smoke preset, default data source; tiny models run fastest on 1 thread)
 	$(PY) -m pytest tests -p no:cacheprovider
-	env -u ISFR_DATA_ROOT ISFR_RUNS_DIR=$(CURDIR)/runs MPLBACKEND=Agg \
+	env -u ISFR_DATA_ROOT ISFR_RUNS_DIR=$(CURDIR)/runs MPLBACKEND=Agg OMP_NUM_THREADS=1 \
 	  $(PY) -m pytest notebooks --nbval-lax --nbval-current-env -p no:cacheprovider
 
 reproduce:  ## run notebooks 01..06 with papermill at PRESET (smoke | small | paper)

@@ -143,7 +143,7 @@ class PSPStage(_Validated):
         self._opt = {"encoder": _adam(model.stage1.encoder.parameters(), lr, betas)}
 
     def modules(self) -> dict[str, nn.Module]:
-        return {"encoder": self.model.stage1.encoder, "psp": self.model.stage1}
+        return {"psp": self.model.stage1}  # encoder (trained) + generator (frozen) + latent_avg
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return self._opt
@@ -157,8 +157,7 @@ class PSPStage(_Validated):
         masked = image * (1 - mask)
         x = torch.cat([masked, mask], 1) if self.model.stage1.encoder.input_nc == 4 else masked
         with ctx.autocast():
-            codes = self.model.stage1.encode(x)
-            y_hat = self.model.stage1.decode(codes)
+            y_hat, codes = ctx.nets["psp"](x, return_latents=True)  # W+ codes, latent_avg included
             loss, terms = L.psp_encoder_loss(y_hat.float(), image, codes.float(), latent_avg=self.model.stage1.latent_avg,
                                              vgg=self.vgg, cfg=self.loss_cfg)
         ctx.backward(loss, self._opt["encoder"])

@@ -27,7 +27,6 @@ being the (timed) first warm-up step.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import multiprocessing as mp
 import statistics
 import sys

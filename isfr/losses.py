@@ -164,8 +164,9 @@ def perceptual_loss(feats_out: Sequence[Tensor], feats_gt: Sequence[Tensor]) -> 
 def gram_matrix(feat: Tensor) -> Tensor:
     """``K_p Psi Psi^T`` with ``K_p = 1/(C_p H_p W_p)`` (eq. 8): ``(B, C, H, W) -> (B, C, C)``."""
     b, c, h, w = feat.shape
-    f = feat.reshape(b, c, h * w)
-    return torch.bmm(f, f.transpose(1, 2)) / (c * h * w)
+    with torch.autocast(feat.device.type, enabled=False):  # fp16 sums of ~1e4 products overflow
+        f = feat.float().reshape(b, c, h * w) / (c * h * w) ** 0.5
+        return torch.bmm(f, f.transpose(1, 2))
 
 
 def style_loss(feats_out: Sequence[Tensor], feats_gt: Sequence[Tensor]) -> Tensor:

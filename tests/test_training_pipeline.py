@@ -99,3 +99,13 @@ def test_ablation_budget_shares_runs_only_when_the_schedules_agree():
     assert T.stage_runs(smoke, "psp_ifr", "ablation")["ifr"] == ("ifr_nomask", smoke.schedule.ifr_steps)
     with pytest.raises(ValueError, match="budget"):
         T.stage_runs(smoke, "full", "long")
+
+
+def test_customised_presets_get_their_own_run_folders(tmp_path, monkeypatch):
+    monkeypatch.setenv("ISFR_RUNS_DIR", str(tmp_path))
+    base = T.run_dir(get_preset("small"), "sfr")
+    assert base == tmp_path / "small" / "sfr"
+    assert T.run_dir(get_preset("small", **{"schedule.sfr_steps": 99}), "sfr") == base  # extending a run
+    other = {T.run_dir(get_preset("small", seed=1), "sfr"), T.run_dir(get_preset("small", **{"loss.lambda6_tv": 0.2}), "sfr")}
+    assert base not in other and len(other) == 2
+    assert all(p.name.startswith("sfr@") for p in other)

@@ -23,10 +23,10 @@ from isfr.data import build_from_config
 from isfr.models.discriminators import PatchDiscriminator
 from isfr.models.isfrnet import ISFRNet, ISFRNetConfig
 from isfr.models.stylegan2 import Discriminator
-from isfr.paths import REPO_ROOT, runs_dir
+from isfr.paths import REPO_ROOT, figures_dir, runs_dir
 
 from .checkpoint import read_checkpoint
-from .loop import FitResult, TrainLoopConfig, fit, is_finished
+from .loop import FitResult, TrainLoopConfig, fit
 from .stages import IFRStage, PSPStage, SFRStage, StyleGANStage
 
 
@@ -133,7 +133,11 @@ def val_dataset(preset: Preset, data_root: str | None = None, split: str = "val"
     """Fixed (image, mask) pairs of a split's manifest (``val_images`` / ``test_images`` images x 6 buckets)."""
     s = preset.schedule
     n = images if images is not None else (s.val_images if split == "val" else s.test_images)
-    return build_from_config(dataclasses.replace(data_config(preset, data_root), limit=n), split)
+    cfg = dataclasses.replace(data_config(preset, data_root), limit=n)
+    written = figures_dir(preset.name) / "manifests" / f"manifest_{split}.csv"  # notebook 01's record
+    if cfg.manifest is None and written.is_file():
+        cfg = dataclasses.replace(cfg, manifest=str(written))
+    return build_from_config(cfg, split)
 
 
 def val_batches(preset: Preset, data_root: str | None = None, split: str = "val", images: int | None = None) -> list[dict]:
@@ -149,8 +153,21 @@ def loop_config(preset: Preset, steps: int, batch_size: int, **kw: Any) -> Train
                            sample_seeds=True, **kw)
 
 
+def run_key(preset: Preset) -> str:
+    """``""`` for a named preset as defined, else ``"@<hash>"`` of what was overridden (schedule fields
+    aside, so a run can be extended): runs of a customised preset never reuse the default's checkpoints."""
+    import hashlib
+    import json
+
+    changed = {k: v for k, v in _preset_overrides(preset).items() if not k.startswith("schedule.")}
+    if not changed:
+        return ""
+    return "@" + hashlib.sha256(json.dumps(changed, sort_keys=True, default=str).encode()).hexdigest()[:8]
+
+
 def run_dir(preset: Preset, run: str) -> Path:
-    return runs_dir(preset.name) / run
+    """``runs/<preset>/<run>``, or ``runs/<preset>/<run>@<hash>`` for a customised preset (:func:`run_key`)."""
+    return runs_dir(preset.name) / (run + run_key(preset))
 
 
 def _best(preset: Preset, run: str) -> dict:
@@ -205,13 +222,11 @@ def generator_samples(preset: Preset, n: int = 8, seed: int = 0) -> torch.Tensor
 
 
 def load_stage1(model: ISFRNet, preset: Preset) -> ISFRNet:
-    """Load the trained generator (EMA) and encoder into ``model.stage1`` (no-op for a pretrained pSp)."""
+    """Load the trained pSp-StyleGAN (encoder, frozen EMA generator, latent_avg) into ``model.stage1``
+    (no-op for a frozen pretrained pSp); a missing run is an error naming it."""
     if uses_pretrained_stage1(preset) and not preset.psp.finetune:
         return model
-    if not uses_pretrained_stage1(preset):
-        model.stage1.decoder.load_state_dict(_best(preset, "stylegan")["modules"]["g_ema"])
-    if is_finished(run_dir(preset, "psp")) or (run_dir(preset, "psp") / "checkpoints" / "last.pt").exists():
-        model.stage1.load_state_dict(_best(preset, "psp")["modules"]["psp"])
+    model.stage1.load_state_dict(_best(preset, "psp")["modules"]["psp"])  # encoder, generator, latent_avg
     return model
 
 
@@ -291,7 +306,7 @@ def trained_model(preset: Preset, variant: Variant | str = "full", upto: str = "
         model.ifr.load_state_dict(_best(preset, runs["ifr"][0])["modules"]["ifr"])
     if v.use_sfr:
         model.sfr.load_state_dict(_best(preset, runs["sfr"][0])["modules"]["sfr"])
-    return model.eval()
+    return model.eval().to("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def export_pipeline(preset: Preset, variant: Variant | str = "full", path: str | Path | None = None) -> Path:
@@ -323,7 +338,7 @@ def train_all(preset: Preset, variants: list[str] | None = None, data_root: str 
 
 def steps_text(preset: Preset, variant: Variant | str = "full", budget: Budget = "main", upto: str = "sfr") -> str:
     """What a variant was trained with, up to stage ``upto`` ("stage1" | "ifr" | "sfr"), for
-    provenance lines, e.g. ``"StyleGAN2 2500 + pSp 1500 + IFR 2000 + SFR 5000 steps (batch 16)"``."""
+    provenance lines, e.g. ``"StyleGAN2 3000 + pSp 1500 steps + IFR 3000 + SFR 8000 steps (batch 16)"``."""
     v, runs, s = _variant(variant), stage_runs(preset, variant, budget), preset.schedule
     stage1 = "pretrained pSp" if uses_pretrained_stage1(preset) else f"StyleGAN2 {s.stylegan_steps} + pSp {s.psp_steps} steps"
     parts = [f"IFR {runs['ifr'][1]}"] if v.use_ifr and upto in ("ifr", "sfr") else []

@@ -52,15 +52,27 @@ def _set_requires_grad(m: nn.Module, flag: bool) -> None:
 
 
 class _Validated:
-    """Shared ``validate``: PSNR of the stage's composite over the val batches."""
+    """Shared ``validate``: PSNR of the stage's composite over the val batches. Also moves the
+    frozen parts a stage uses but does not checkpoint (earlier stages, VGG) to the loop's device."""
 
     val_mode = "max"
+    _device: torch.device | None = None
+
+    def frozen(self) -> list[nn.Module]:
+        return []
+
+    def to_device(self, device: torch.device) -> None:
+        if self._device != device:
+            for m in self.frozen():
+                m.to(device)
+            self._device = device
 
     def predict(self, batch: Mapping[str, Tensor], nets: Mapping[str, nn.Module]) -> Tensor:
         raise NotImplementedError
 
     def validate(self, batches: Iterable[Mapping[str, Tensor]], ctx: StepContext) -> dict[str, float]:
         scores = []
+        self.to_device(ctx.device)
         for b in batches:
             image, mask = b["image"].to(ctx.device), b["mask"].to(ctx.device)
             with ctx.autocast():
@@ -112,9 +124,11 @@ class StyleGANStage:
         out = {"d": d_loss.detach()}
         if ctx.step % self.r1_every == 0:  # lazy R1 on reals, in fp32
             real_r = real.detach().requires_grad_(True)
-            (grad,) = torch.autograd.grad(d(real_r).sum(), real_r, create_graph=True)
+            real_out = d(real_r)
+            (grad,) = torch.autograd.grad(real_out.sum(), real_r, create_graph=True)
             r1 = grad.pow(2).flatten(1).sum(1).mean()
-            ctx.backward(self.r1_gamma / 2 * r1 * self.r1_every, self._opt["d"])
+            # "+ 0 * real_out": every D parameter joins the graph, so DDP's reducer completes
+            ctx.backward(self.r1_gamma / 2 * r1 * self.r1_every + 0 * real_out.sum(), self._opt["d"])
             out["r1"] = r1.detach()
         _set_requires_grad(self.g, True)
         _set_requires_grad(self.d, False)
@@ -148,11 +162,15 @@ class PSPStage(_Validated):
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return self._opt
 
+    def frozen(self) -> list[nn.Module]:
+        return [self.vgg] if self.vgg is not None else []
+
     def predict(self, batch, nets) -> Tensor:
         image, mask = batch["image"], batch["mask"]
         return self.model.run_stage1(image * (1 - mask), mask)
 
     def train_step(self, batch: Mapping[str, Tensor], ctx: StepContext) -> dict[str, Tensor]:
+        self.to_device(ctx.device)
         image, mask = batch["image"].to(ctx.device), batch["mask"].to(ctx.device)
         masked = image * (1 - mask)
         x = torch.cat([masked, mask], 1) if self.model.stage1.encoder.input_nc == 4 else masked
@@ -185,6 +203,9 @@ class _GANStage(_Validated):
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return self._opt
 
+    def frozen(self) -> list[nn.Module]:
+        return [self.model.stage1]
+
     def frozen_inputs(self, image: Tensor, mask: Tensor) -> dict[str, Tensor]:
         masked = image * (1 - mask)
         with torch.no_grad():
@@ -216,6 +237,7 @@ class IFRStage(_GANStage):
         return nets["ifr"](composite(f["i_c"], f["masked"], mask), mask)
 
     def train_step(self, batch: Mapping[str, Tensor], ctx: StepContext) -> dict[str, Tensor]:
+        self.to_device(ctx.device)
         image, mask = batch["image"].to(ctx.device), batch["mask"].to(ctx.device)
         f = self.frozen_inputs(image, mask)
         with ctx.autocast():
@@ -240,6 +262,9 @@ class SFRStage(_GANStage):
         if model.ifr is not None:
             _freeze(model.ifr)
 
+    def frozen(self) -> list[nn.Module]:
+        return [self.model.stage1, self.vgg] + ([self.model.ifr] if self.model.ifr is not None else [])
+
     def _e_c_input(self, f: dict[str, Tensor], mask: Tensor) -> Tensor:
         e_c = composite(f["i_c"], f["masked"], mask)
         if self.model.ifr is not None:
@@ -253,6 +278,7 @@ class SFRStage(_GANStage):
         return nets["sfr"](f["masked"], self._e_c_input(f, mask), mask)
 
     def train_step(self, batch: Mapping[str, Tensor], ctx: StepContext) -> dict[str, Tensor]:
+        self.to_device(ctx.device)
         image, mask = batch["image"].to(ctx.device), batch["mask"].to(ctx.device)
         f = self.frozen_inputs(image, mask)
         e_c = self._e_c_input(f, mask)
@@ -263,10 +289,3 @@ class SFRStage(_GANStage):
             loss, terms = L.sfr_generator_loss(out.float(), image, mask, ctx.nets["d2"], self.vgg, self.loss_cfg)
         ctx.backward(loss, self._opt["g"])
         return {"loss": loss.detach(), "d2": d_loss, **terms}
-
-
-def stage_summary(stage: Any) -> str:
-    """One line for logs: stage name and whether VGG features are random."""
-    vgg = getattr(stage, "vgg", None)
-    note = " (random VGG features)" if vgg is not None and getattr(vgg, "random_features", False) else ""
-    return f"{stage.name}{note}"

@@ -113,6 +113,24 @@ def _smoke() -> Preset:
 
 
 _BUILDERS = {"smoke": _smoke, "small": _small, "paper": _paper}
+PRESETS: tuple[str, ...] = tuple(_BUILDERS)
+
+
+def parse_overrides(items: list[str] | None) -> dict[str, Any]:
+    """``["sfr.weighting=none", "seed=1"]`` -> ``{"sfr.weighting": "none", "seed": 1}`` (values read as
+    Python literals when they parse, else kept as strings): the CLI's ``--set``."""
+    import ast
+
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--set expects FIELD=VALUE (e.g. sfr.weighting=none), got {item!r}")
+        try:
+            out[key.strip()] = ast.literal_eval(raw)
+        except (ValueError, SyntaxError):
+            out[key.strip()] = raw
+    return out
 
 
 def _apply(obj: Any, key: str, value: Any, full: str = "") -> Any:

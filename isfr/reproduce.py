@@ -10,9 +10,9 @@ import sys
 import time
 from pathlib import Path
 
+from .config import PRESETS
 from .paths import NOTEBOOKS_DIR, figures_dir
 
-PRESETS = ("smoke", "small", "paper")
 
 
 def numbered_notebooks(folder: Path = NOTEBOOKS_DIR) -> list[Path]:
@@ -30,15 +30,18 @@ def reproduce(
     seed: int = 0,
     kernel: str = "python3",
     extra_parameters: dict | None = None,
+    overrides: dict | None = None,
 ) -> list[Path]:
-    """Execute every numbered notebook (or those whose prefix is in ``only``) at ``preset``."""
+    """Execute every numbered notebook (or those whose prefix is in ``only``) at ``preset``;
+    ``overrides`` (dotted preset fields) reach every notebook's ``overrides`` parameter."""
     import papermill as pm
 
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose one of {PRESETS}")
     out_dir = figures_dir(preset) / "notebooks"
     out_dir.mkdir(parents=True, exist_ok=True)
-    params = {"preset": preset, "seed": seed, "data_root": data_root or os.environ.get("ISFR_DATA_ROOT", "")}
+    params = {"preset": preset, "seed": seed, "data_root": data_root or os.environ.get("ISFR_DATA_ROOT", ""),
+              "overrides": dict(overrides or {})}
     params.update(extra_parameters or {})
     done = []
     for nb in numbered_notebooks():
@@ -54,7 +57,7 @@ def reproduce(
         from .config import get_preset
         from .figures import missing_outputs
 
-        missing = missing_outputs(figures_dir(preset), cpu_stage1=not get_preset(preset).psp.checkpoint)
+        missing = missing_outputs(figures_dir(preset), cpu_stage1=not get_preset(preset, **params["overrides"]).psp.checkpoint)
         print("[isfr reproduce] every file of figures/README.md written" if not missing else
               f"[isfr reproduce] WARNING: figures/README.md lists files this run did not write: {missing}", flush=True)
     return done

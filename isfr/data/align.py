@@ -11,7 +11,7 @@
   (``psp_ffhq_encode.pt``, used frozen by the ``paper`` preset) was trained on FFHQ-aligned faces,
   which are framed differently from our CelebA squares (an FFHQ crop is at least 4 eye distances
   wide, ours ~4.7, and FFHQ levels the eyes exactly); this is the data option for feeding it
-  FFHQ-framed faces. It is not wired into the data layer (a simpler version of the recipe: one similarity warp,
+  FFHQ-framed faces: ``DataConfig(preprocess="ffhq")`` uses it (a simpler version of the recipe: one similarity warp,
   no reflect-pad-and-blur of the border).
 * :func:`paste_back` — puts an inpainted aligned crop back into the photo, changing hole pixels only.
 

@@ -27,7 +27,7 @@ import torch
 from torch import Tensor
 
 from isfr import paper_numbers as P
-from isfr.data.atomic import atomic_path
+from isfr.utils import atomic_path
 from isfr.data.buckets import BUCKETS, PAPER_RANGES, bucket_of, paper_range_of
 from isfr.metrics import METRIC_COLUMNS, PROTOCOL, MetricModels, score_batch
 

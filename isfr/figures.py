@@ -22,7 +22,7 @@ import pandas as pd
 import torch
 from matplotlib.figure import Figure
 
-from isfr.data.atomic import atomic_path
+from isfr.utils import atomic_path
 from isfr.data.buckets import BUCKETS, bucket_of
 
 DPI = 150

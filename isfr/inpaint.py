@@ -36,7 +36,7 @@ import pandas as pd
 import torch
 from PIL import Image
 
-from .data.atomic import atomic_path
+from .utils import atomic_path
 from .data.folder import IMAGE_EXTENSIONS
 from .data.images import image_to_tensor, load_rgb, tensor_to_image, to_square
 from .data.masks import THRESHOLD, load_mask

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .atomic import atomic_write_bytes
+from isfr.utils import atomic_write_bytes
 from .buckets import BUCKETS, paper_range_of
 from .masks import NvidiaMasks
 from .procedural import PREFIX, mask_from_name, procedural_mask, procedural_name
@@ -68,7 +68,7 @@ def manifest_hash(df: pd.DataFrame) -> str:
 def write_manifest(df: pd.DataFrame, path: str | os.PathLike) -> str:
     """Write ``df`` atomically as CSV; return its hash."""
     data = manifest_csv_bytes(df)
-    atomic_write_bytes(path, data)
+    atomic_write_bytes(data, path)
     return hashlib.sha256(data).hexdigest()
 
 

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from .atomic import atomic_path
+from isfr.utils import atomic_path
 from .buckets import BUCKETS, PAPER_RANGES, bucket_of, members
 from .images import to_uint8_array
 

@@ -15,7 +15,7 @@ better, so ``best.pt`` is chosen on the val split.
 """
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping
+from typing import Iterable, Mapping
 
 import torch
 import torch.nn as nn

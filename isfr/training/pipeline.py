@@ -313,7 +313,7 @@ def export_pipeline(preset: Preset, variant: Variant | str = "full", path: str |
     """Write the assembled pipeline to one file (``runs/<preset>/isfrnet_<variant>.pt``) for ``isfr inpaint``."""
     v = _variant(variant)
     path = Path(path) if path else runs_dir(preset.name) / f"isfrnet_{v.name}.pt"
-    trained_model(preset, v).save(path, preset=preset.name, variant=v.name)
+    trained_model(preset, v).save(path, preset=preset.name, variant=v.name, preset_config=preset.to_dict())
     return path
 
 

@@ -23,7 +23,8 @@ def _train(args: argparse.Namespace) -> int:
 
     preset = get_preset(args.preset, seed=args.seed, **parse_overrides(args.set))
     kw = {"time_budget_s": args.time_budget_min * 60} if args.time_budget_min else {}
-    for name, r in train_all(preset, args.variants, args.data_root, progress=not args.no_progress, **kw):
+    for name, r in train_all(preset, args.variants, args.data_root, main=not args.ablations_only,
+                             progress=not args.no_progress, **kw):
         print(f"{name}: " + ("skipped (pretrained)" if r is None else f"{r.step}/{r.total_steps} steps, {r.stop_reason}"),
               flush=True)
     return 0
@@ -84,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--time-budget-min", type=float, default=0, help="stop each run after this long (resume later)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--set", action="append", metavar="FIELD=VALUE", help="override a preset field, e.g. sfr.weighting=none")
+    t.add_argument("--ablations-only", action="store_true",
+                   help="skip the main model: run the Table 1 variants beside a main-model process (one per core)")
     t.add_argument("--no-progress", action="store_true")
     t.set_defaults(func=_train)
     i = sub.add_parser("inpaint", help="fill the holes of a photo (or a folder of photos) with a trained ISFRNet")

@@ -318,16 +318,17 @@ def export_pipeline(preset: Preset, variant: Variant | str = "full", path: str |
 
 
 def train_all(preset: Preset, variants: list[str] | None = None, data_root: str | None = None,
-              **loop_kw: Any) -> list[tuple[str, FitResult | None]]:
-    """Everything notebooks 02-05 train, in order: stage 1, the main model, then the Table 1 variants
-    at the ablation budget. Resumable: call again after a time-budget stop or a killed session."""
+              main: bool = True, **loop_kw: Any) -> list[tuple[str, FitResult | None]]:
+    """Everything notebooks 02-05 train, in order: stage 1, the main model (``main=False`` skips it,
+    e.g. for a second process on the other core), then the Table 1 variants at the ablation budget.
+    Resumable: call again after a time-budget stop or a killed session."""
     done: list[tuple[str, FitResult | None]] = []
     for name, fn in (("stylegan", train_stylegan), ("psp", train_psp)):
         r = fn(preset, data_root, **loop_kw)
         done.append((name, r))
         if r is not None and not r.finished:
             return done
-    jobs = [("full", "main")] + [(v, "ablation") for v in (variants or ABLATION_VARIANTS)]
+    jobs = [("full", "main")] * main + [(v, "ablation") for v in (variants or ABLATION_VARIANTS)]
     for v, budget in jobs:
         for kind, r in train_variant(preset, v, data_root, budget=budget, **loop_kw).items():
             done.append((f"{v}/{kind}@{budget}", r))

@@ -67,7 +67,8 @@ class _Validated:
                 m.to(device)
             self._device = device
 
-    def predict(self, batch: Mapping[str, Tensor], nets: Mapping[str, nn.Module]) -> Tensor:
+    def predict(self, batch: Mapping[str, Tensor], ctx: StepContext) -> Tensor:
+        """The stage's output on a val batch, with the same precision per part as ``train_step``."""
         raise NotImplementedError
 
     def validate(self, batches: Iterable[Mapping[str, Tensor]], ctx: StepContext) -> dict[str, float]:
@@ -75,8 +76,7 @@ class _Validated:
         self.to_device(ctx.device)
         for b in batches:
             image, mask = b["image"].to(ctx.device), b["mask"].to(ctx.device)
-            with ctx.autocast():
-                pred = self.predict({"image": image, "mask": mask}, ctx.nets)
+            pred = self.predict({"image": image, "mask": mask}, ctx)
             scores.append(_psnr(composite(pred.float(), image, mask), image))
         return {"val_score": torch.cat(scores).mean().item()}
 
@@ -165,9 +165,10 @@ class PSPStage(_Validated):
     def frozen(self) -> list[nn.Module]:
         return [self.vgg] if self.vgg is not None else []
 
-    def predict(self, batch, nets) -> Tensor:
+    def predict(self, batch, ctx) -> Tensor:
         image, mask = batch["image"], batch["mask"]
-        return self.model.run_stage1(image * (1 - mask), mask)
+        with ctx.autocast():
+            return self.model.run_stage1(image * (1 - mask), mask)
 
     def train_step(self, batch: Mapping[str, Tensor], ctx: StepContext) -> dict[str, Tensor]:
         self.to_device(ctx.device)
@@ -231,10 +232,11 @@ class IFRStage(_GANStage):
         super().__init__(model, d1, loss_cfg or L.LossConfig(), lr, betas)
         self.mask_constraint = mask_constraint
 
-    def predict(self, batch, nets) -> Tensor:
+    def predict(self, batch, ctx) -> Tensor:
         image, mask = batch["image"], batch["mask"]
-        f = self.frozen_inputs(image, mask)
-        return nets["ifr"](composite(f["i_c"], f["masked"], mask), mask)
+        f = self.frozen_inputs(image, mask)  # fp32, as in train_step
+        with ctx.autocast():
+            return ctx.nets["ifr"](composite(f["i_c"], f["masked"], mask), mask)
 
     def train_step(self, batch: Mapping[str, Tensor], ctx: StepContext) -> dict[str, Tensor]:
         self.to_device(ctx.device)
@@ -272,10 +274,12 @@ class SFRStage(_GANStage):
                 e_c = composite(self.model.ifr(e_c, mask).float(), f["masked"], mask)
         return e_c
 
-    def predict(self, batch, nets) -> Tensor:
+    def predict(self, batch, ctx) -> Tensor:
         image, mask = batch["image"], batch["mask"]
-        f = self.frozen_inputs(image, mask)
-        return nets["sfr"](f["masked"], self._e_c_input(f, mask), mask)
+        f = self.frozen_inputs(image, mask)  # fp32, as in train_step
+        e_c = self._e_c_input(f, mask)
+        with ctx.autocast():
+            return ctx.nets["sfr"](f["masked"], e_c, mask)
 
     def train_step(self, batch: Mapping[str, Tensor], ctx: StepContext) -> dict[str, Tensor]:
         self.to_device(ctx.device)

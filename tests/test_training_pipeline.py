@@ -109,3 +109,23 @@ def test_customised_presets_get_their_own_run_folders(tmp_path, monkeypatch):
     other = {T.run_dir(get_preset("small", seed=1), "sfr"), T.run_dir(get_preset("small", **{"loss.lambda6_tv": 0.2}), "sfr")}
     assert base not in other and len(other) == 2
     assert all(p.name.startswith("sfr@") for p in other)
+
+
+def test_sfr_records_the_ifr_checkpoint_it_was_trained_on(trained):
+    from isfr.training.checkpoint import read_checkpoint
+
+    P, _, _, _ = trained
+    sfr = read_checkpoint(T.run_dir(P, "sfr") / "checkpoints" / "best.pt")
+    ifr = read_checkpoint(T.run_dir(P, "ifr") / "checkpoints" / "best.pt")
+    assert sfr["config"]["trained_on"]["ifr_step"] == ifr["step"]
+
+
+def test_mismatched_ifr_and_sfr_checkpoints_warn(trained):
+    """Runs last in this module: it edits the SFR checkpoint the other tests read."""
+    P, _, _, _ = trained
+    path = T.run_dir(P, "sfr") / "checkpoints" / "best.pt"
+    ckpt = torch.load(path, weights_only=True)
+    ckpt["config"]["trained_on"]["ifr_step"] = 999
+    torch.save(ckpt, path)
+    with pytest.warns(RuntimeWarning, match="IFR step 999"):
+        T.trained_model(P, "full")

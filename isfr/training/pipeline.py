@@ -10,6 +10,7 @@ Variants are the rows of Table 1 (section 4.2) and our extras; they share every 
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -272,13 +273,16 @@ def train_sfr(preset: Preset, variant: Variant | str = "full", data_root: str | 
     p = variant_preset(preset, v)
     runs = stage_runs(preset, v, budget)
     model = load_stage1(build_model(preset, v), preset)
+    config = p.to_dict()
     if v.use_ifr:
-        model.ifr.load_state_dict(_best(preset, runs["ifr"][0])["modules"]["ifr"])
+        ifr = _best(preset, runs["ifr"][0])
+        model.ifr.load_state_dict(ifr["modules"]["ifr"])
+        config["trained_on"] = {"ifr_step": int(ifr["step"])}  # checked by trained_model
     s = p.schedule
     stage = SFRStage(model, PatchDiscriminator(p.disc), _vgg(p), p.loss, lr=s.lr, betas=s.betas)
     return fit(stage, build_from_config(data_config(p, data_root), "train"),
                loop_config(p, runs["sfr"][1], s.batch_size, **loop_kw), run_dir(preset, runs["sfr"][0]),
-               val_batches=val_batches(p, data_root), config=p.to_dict(), preset=preset.name, overwrite=force)
+               val_batches=val_batches(p, data_root), config=config, preset=preset.name, overwrite=force)
 
 
 def train_variant(preset: Preset, variant: Variant | str = "full", data_root: str | None = None, force: bool = False,
@@ -302,10 +306,17 @@ def trained_model(preset: Preset, variant: Variant | str = "full", upto: str = "
         v = dataclasses.replace(v, use_sfr=False)
     runs = stage_runs(preset, v, budget)
     model = load_stage1(build_model(preset, v), preset)
-    if v.use_ifr:
-        model.ifr.load_state_dict(_best(preset, runs["ifr"][0])["modules"]["ifr"])
+    ifr = _best(preset, runs["ifr"][0]) if v.use_ifr else None
+    if ifr is not None:
+        model.ifr.load_state_dict(ifr["modules"]["ifr"])
     if v.use_sfr:
-        model.sfr.load_state_dict(_best(preset, runs["sfr"][0])["modules"]["sfr"])
+        sfr = _best(preset, runs["sfr"][0])
+        model.sfr.load_state_dict(sfr["modules"]["sfr"])
+        trained_on = ((sfr.get("config") or {}).get("trained_on") or {}).get("ifr_step")
+        if ifr is not None and trained_on is not None and int(trained_on) != int(ifr["step"]):
+            warnings.warn(f"SFR run {runs['sfr'][0]!r} was trained on IFR step {trained_on}, but the IFR "
+                          f"checkpoint now chosen is step {ifr['step']}: retrain SFR (force=True) to pair them",
+                          RuntimeWarning, stacklevel=2)
     return model.eval().to("cuda" if torch.cuda.is_available() else "cpu")
 
 

@@ -278,8 +278,10 @@ def metric_lines(
     for ax in list(axes.flat)[len(metrics):]:
         ax.set_visible(False)
     if handles:
-        fig.legend(handles=handles, loc="outside upper center", ncols=min(4, len(handles)), fontsize=8)
-    if title:
+        # the title heads the legend: a suptitle and an "outside upper" legend would overlap
+        fig.legend(handles=handles, loc="outside upper center", ncols=min(4, len(handles)), fontsize=8,
+                   title=title or None, title_fontsize=10)
+    elif title:
         fig.suptitle(title, fontsize=10)
     add_note(fig, note)
     return fig

@@ -78,25 +78,27 @@ def _check_image_suffix(path: Path, what: str) -> None:
                          f"{', '.join(sorted(IMAGE_EXTENSIONS))}")
 
 
-def read_photo(path: str | os.PathLike) -> Image.Image:
-    """The photo as RGB at its native size (``ValueError`` / ``FileNotFoundError`` naming the file)."""
+def _image_file(path: str | os.PathLike, what: str, if_folder: str, if_missing: str) -> Path:
+    """``path`` if it is an existing image file; else the error for a folder, a missing file or a non-image."""
     path = Path(path)
     if path.is_dir():
-        raise ValueError(f"{path} is a folder; pass a folder of photos together with a folder of masks")
+        raise ValueError(f"{path} is a folder; {if_folder}")
     if not path.exists():
-        raise FileNotFoundError(f"{path}: photo not found; check the path")
-    _check_image_suffix(path, "photo")
+        raise FileNotFoundError(f"{path}: {what} not found; {if_missing}")
+    _check_image_suffix(path, what)
+    return path
+
+
+def read_photo(path: str | os.PathLike) -> Image.Image:
+    """The photo as RGB at its native size (``ValueError`` / ``FileNotFoundError`` naming the file)."""
+    path = _image_file(path, "photo", "pass a folder of photos together with a folder of masks", "check the path")
     return load_rgb(path)
 
 
 def read_hole_mask(path: str | os.PathLike, size: tuple[int, int]) -> np.ndarray:
     """The mask file as bool (H, W) at the photo's ``size`` (W, H), True = hole; resized with a warning."""
-    path = Path(path)
-    if path.is_dir():
-        raise ValueError(f"{path} is a folder; a single photo needs a single mask file")
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: mask not found; check the path (white = hole, same size as the photo)")
-    _check_image_suffix(path, "mask")
+    path = _image_file(path, "mask", "a single photo needs a single mask file",
+                       "check the path (white = hole, same size as the photo)")
     hole = load_mask(path)
     if hole.shape != (size[1], size[0]):
         warnings.warn(f"{path}: mask is {hole.shape[1]}x{hole.shape[0]} but the photo is {size[0]}x{size[1]}; "

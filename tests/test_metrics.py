@@ -160,8 +160,32 @@ def test_identity_failure_is_nan_and_counted(identity, monkeypatch):
 
     monkeypatch.setattr(identity, "_descriptor", boom)
     before = identity.failures
-    assert math.isnan(identity.distance(_synthetic_face(), _synthetic_face()))
+    gt = _synthetic_face()[:, ::-1].copy()  # not cached by another test
+    assert math.isnan(identity.distance(_synthetic_face(), gt))
     assert identity.failures == before + 2
+    assert math.isnan(identity.distance(_synthetic_face(), gt))  # the cached failure counts again
+    assert identity.failures == before + 4
+
+
+def test_identity_caches_the_reference_only(identity, monkeypatch):
+    seen = []
+
+    def fake(img):
+        seen.append(img.copy())
+        return np.full(128, float(img.mean()))
+
+    monkeypatch.setattr(identity, "_descriptor", fake)
+    face = _synthetic_face(64)
+    gt = face[::-1].copy()
+    d1, d2 = identity.distance(face, gt), identity.distance(face, gt)
+    assert d1 == d2 and len(seen) == 3  # pred twice, gt once
+    gt[0, 0] ^= 1  # one pixel changed: a new reference
+    identity.distance(face, gt)
+    assert len(seen) == 5
+    monkeypatch.setattr(identity, "reference_cache", 0)
+    identity._cache.clear()
+    identity.distance(face, gt), identity.distance(face, gt)
+    assert len(seen) == 9
 
 
 def test_identity_in_score_batch(identity):

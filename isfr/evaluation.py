@@ -14,6 +14,7 @@ This module never imports :mod:`isfr.training` (evaluation does not depend on tr
 
 from __future__ import annotations
 
+import gzip
 import math
 import os
 import sys
@@ -27,7 +28,7 @@ import torch
 from torch import Tensor
 
 from isfr import paper_numbers as P
-from isfr.utils import atomic_path
+from isfr.utils import atomic_path, atomic_write_bytes
 from isfr.data.buckets import BUCKETS, PAPER_RANGES, bucket_of, paper_range_of
 from isfr.metrics import METRIC_COLUMNS, PROTOCOL, MetricModels, score_batch
 
@@ -166,9 +167,15 @@ def evaluate(
 
 
 def write_csv(df: pd.DataFrame, path: str | os.PathLike) -> Path:
-    """Write ``df`` (no index) to ``path`` atomically (temp file in the same folder + ``os.replace``)."""
-    with atomic_path(path) as tmp:
-        df.to_csv(tmp, index=False, lineterminator="\n")
+    """Write ``df`` (no index) to ``path`` atomically (temp file in the same folder + ``os.replace``);
+    a ``.gz`` name is gzip-compressed with a zero timestamp (the same rows give the same bytes), for
+    the per-image tables whose ``source`` column repeats on every row."""
+    if str(path).endswith(".gz"):
+        text = df.to_csv(index=False, lineterminator="\n")
+        atomic_write_bytes(gzip.compress(text.encode(), mtime=0), path)  # no file name or time in the header
+    else:
+        with atomic_path(path) as tmp:
+            df.to_csv(tmp, index=False, lineterminator="\n")
     return Path(path)
 
 
@@ -177,7 +184,8 @@ def read_csv(path: str | os.PathLike) -> pd.DataFrame:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: per-image CSV not found; write it with evaluate(..., csv_path=...)")
-    df = pd.read_csv(path, dtype={"name": str, "mask_name": str, "bucket": str, "paper_range": str})
+    df = pd.read_csv(path, dtype={"name": str, "mask_name": str, "bucket": str, "paper_range": str},
+                     compression="gzip" if path.name.endswith(".gz") else None)
     df["paper_range"] = df["paper_range"].fillna("")
     return df
 

@@ -122,6 +122,16 @@ def test_evaluate_rows_and_biharmonic_beats_mean_fill(eval_ds, tmp_path):
     assert not list(tmp_path.glob(".*tmp*"))  # atomic write left no temp file
 
 
+def test_gzip_csv_roundtrip_is_byte_stable(eval_ds, tmp_path):
+    a = E.evaluate(mean_fill, eval_ds, name="mean_fill", batch_size=5, progress=False)
+    first = E.write_csv(a, tmp_path / "rows.csv.gz").read_bytes()
+    assert first[:2] == b"\x1f\x8b"  # gzip magic
+    assert E.write_csv(a, tmp_path / "again.csv.gz").read_bytes() == first  # zero mtime: same bytes
+    back = E.read_csv(tmp_path / "rows.csv.gz")
+    assert list(back["name"]) == list(a["name"]) and np.allclose(back["psnr"], a["psnr"])
+    assert (back["paper_range"] == a["paper_range"]).all()
+
+
 def test_raw_mode_differs_for_method_that_changes_known_pixels(eval_ds):
     def shifted(image, mask):
         return (mean_fill(image, mask) + 0.2).clamp(-1, 1)

@@ -13,11 +13,24 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
-__all__ = ["check_state_dict", "load_torch_file"]
+__all__ = ["check_state_dict", "diff_state_dict", "load_torch_file"]
 
 
 def _fmt_shape(shape) -> str:
     return "(" + ", ".join(str(int(s)) for s in shape) + ")"
+
+
+def diff_state_dict(
+    model: nn.Module, state_dict: Mapping[str, torch.Tensor]
+) -> tuple[list[str], list[str], list[tuple[str, tuple[int, ...], tuple[int, ...]]]]:
+    """What stops ``state_dict`` loading into ``model`` with ``strict=True``: missing keys, unexpected
+    keys and ``(key, checkpoint shape, model shape)`` of every shape mismatch (model order)."""
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in expected]
+    mismatched = [(k, tuple(getattr(state_dict[k], "shape", ())), tuple(v.shape)) for k, v in expected.items()
+                  if k in state_dict and tuple(getattr(state_dict[k], "shape", ())) != tuple(v.shape)]
+    return missing, unexpected, mismatched
 
 
 def check_state_dict(
@@ -32,14 +45,8 @@ def check_state_dict(
     The message lists the first ``max_items`` missing keys, unexpected keys and shape mismatches,
     names ``source`` (usually the checkpoint path) and ends with ``hint`` (which option to change).
     """
-    expected = model.state_dict()
-    missing = [k for k in expected if k not in state_dict]
-    unexpected = [k for k in state_dict if k not in expected]
-    mismatched = [
-        f"{k}: checkpoint {_fmt_shape(state_dict[k].shape)} vs model {_fmt_shape(expected[k].shape)}"
-        for k in expected
-        if k in state_dict and tuple(state_dict[k].shape) != tuple(expected[k].shape)
-    ]
+    missing, unexpected, shapes = diff_state_dict(model, state_dict)
+    mismatched = [f"{k}: checkpoint {_fmt_shape(a)} vs model {_fmt_shape(b)}" for k, a, b in shapes]
     if not (missing or unexpected or mismatched):
         return
     lines = [f"State dict from {source} does not match {type(model).__name__}:"]

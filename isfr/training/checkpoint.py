@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from isfr.models.checkpoint_utils import diff_state_dict
 from isfr.utils import TMP_SUFFIX, atomic_torch_save, git_commit
 
 __all__ = [
@@ -200,15 +201,13 @@ def config_diff(stored: Any, current: Any) -> list[str]:
 def state_dict_mismatches(
     module: nn.Module, state: Mapping[str, torch.Tensor], prefix: str = ""
 ) -> list[str]:
-    """Missing keys, unexpected keys and shape differences between ``module`` and ``state``."""
+    """One line per missing key, unexpected key and shape difference between ``module`` and ``state``
+    (:func:`isfr.models.checkpoint_utils.diff_state_dict`)."""
+    missing, unexpected, shapes = diff_state_dict(module, state)
     own = module.state_dict()
-    out = [f"{prefix}{k}: missing in checkpoint (current {tuple(v.shape)})" for k, v in own.items() if k not in state]
-    out += [f"{prefix}{k}: unexpected in checkpoint ({tuple(getattr(v, 'shape', ()))})"
-            for k, v in state.items() if k not in own]
-    for k, v in own.items():
-        if k in state and hasattr(state[k], "shape") and tuple(state[k].shape) != tuple(v.shape):
-            out.append(f"{prefix}{k}: shape {tuple(state[k].shape)} in checkpoint, {tuple(v.shape)} now")
-    return out
+    return ([f"{prefix}{k}: missing in checkpoint (current {tuple(own[k].shape)})" for k in missing]
+            + [f"{prefix}{k}: unexpected in checkpoint ({tuple(getattr(state[k], 'shape', ()))})" for k in unexpected]
+            + [f"{prefix}{k}: shape {a} in checkpoint, {b} now" for k, a, b in shapes])
 
 
 # --------------------------------------------------------------------------- finding / reading

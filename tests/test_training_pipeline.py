@@ -74,6 +74,18 @@ def test_variants_map_to_the_ablations_of_table_1():
     assert p.sfr.weighting == "none" and p.seed == 3  # the preset's own overrides survive
 
 
+def test_table1_rows_name_the_papers_rows_and_match_their_switches():
+    from isfr.paper_numbers import TABLE1, TABLE1_VARIANTS as ticks
+
+    assert list(T.TABLE1_ROWS) == list(TABLE1) == list(ticks)
+    for row, name in T.TABLE1_ROWS.items():
+        v, t = T.VARIANTS[name], ticks[row]
+        weighted = T.variant_preset(get_preset("small"), v).sfr.weighting != "none"
+        assert (v.use_ifr, v.use_sfr) == (t["ifr"], t["sfr"]), row
+        assert not t["weighting"] or weighted, row  # the full model weights eq. 1; "w/o weighting" does not
+    assert T.variant_preset(get_preset("small"), T.TABLE1_ROWS["pSp+IFR+SFR w/o weighting"]).sfr.weighting == "none"
+
+
 def test_missing_stage_checkpoint_names_the_run(tmp_path, monkeypatch):
     monkeypatch.setenv("ISFR_RUNS_DIR", str(tmp_path))
     with pytest.raises(FileNotFoundError, match="stylegan"):

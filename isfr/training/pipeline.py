@@ -49,6 +49,8 @@ VARIANTS: dict[str, Variant] = {v.name: v for v in (
     Variant("full", "pSp + IFR + SFR + weighting (full ISFRNet)"),
     Variant("psp_ifr", "pSp + IFR (section 4.2.1: no SFR, IFR without the mask constraint)",
             use_sfr=False, ifr_mask_constraint=False, ifr_run="ifr_nomask"),
+    # eq. 1's weighting is kept ("training settings are the same as for the ISFRNet", 4.2.2) although
+    # Table 1 leaves this row's Weighting box empty: an ambiguity, see isfr.paper_numbers
     Variant("psp_sfr", "pSp + SFR (section 4.2.2: E_C reads the stage-1 image)", use_ifr=False, sfr_run="sfr_noifr"),
     Variant("no_weighting", "pSp + IFR + SFR without weighting (section 4.2.3)",
             overrides={"sfr.weighting": "none"}, sfr_run="sfr_noweight"),
@@ -85,8 +87,11 @@ def stage_runs(preset: Preset, variant: Variant | str = "full", budget: Budget =
     return out
 
 
-#: Table 1's rows (section 4.2), then our extras: the weighting readings of eq. 1 and the mask protocol.
-TABLE1_VARIANTS = ["psp_ifr", "psp_sfr", "no_weighting", "full"]
+#: Table 1's rows (section 4.2) as the paper names them (:data:`isfr.paper_numbers.TABLE1`) -> our variant.
+TABLE1_ROWS: dict[str, str] = {"pSp+IFR": "psp_ifr", "pSp+SFR": "psp_sfr",
+                               "pSp+IFR+SFR w/o weighting": "no_weighting", "ISFRNet": "full"}
+#: Table 1's variants, then our extras: the weighting readings of eq. 1 and the mask protocol.
+TABLE1_VARIANTS = list(TABLE1_ROWS.values())
 ABLATION_VARIANTS = TABLE1_VARIANTS + ["weight_inverse_ratio", "weight_valid_fraction", "leak_free"]
 
 

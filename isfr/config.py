@@ -144,11 +144,44 @@ def _apply(obj: Any, key: str, value: Any, full: str = "") -> Any:
     return dataclasses.replace(obj, **{head: new})
 
 
+def with_resolution(preset: Preset, resolution: int) -> Preset:
+    """``preset`` at another working resolution: every field that must agree with it (data, IFR, SFR,
+    discriminator; the CPU presets' own StyleGAN2 too, which is trained at the working resolution)."""
+    if resolution < 8 or resolution & (resolution - 1):
+        raise ValueError(f"resolution must be a power of two >= 8, got {resolution}")
+    out = dataclasses.replace(
+        preset, data=dataclasses.replace(preset.data, resolution=resolution),
+        ifr=dataclasses.replace(preset.ifr, img_size=resolution),
+        sfr=dataclasses.replace(preset.sfr, img_size=resolution),
+        disc=dataclasses.replace(preset.disc, img_size=resolution if preset.disc.img_size is not None else None))
+    if preset.stylegan.size == preset.data.resolution:  # a generator trained here, at the working resolution
+        out = dataclasses.replace(out, stylegan=dataclasses.replace(preset.stylegan, size=resolution))
+    return out
+
+
+def check_resolution(preset: Preset) -> None:
+    """Raise ``ValueError`` naming the fields when the working resolution is not the same everywhere."""
+    r = preset.data.resolution
+    bad = {k: v for k, v in (("ifr.img_size", preset.ifr.img_size), ("sfr.img_size", preset.sfr.img_size),
+                             ("disc.img_size", preset.disc.img_size)) if v is not None and v != r}
+    if preset.stylegan.size < r:
+        bad["stylegan.size"] = preset.stylegan.size
+    if bad:
+        raise ValueError(f"preset {preset.name!r}: data.resolution={r} but "
+                         + ", ".join(f"{k}={v}" for k, v in bad.items())
+                         + f"; override `resolution={r}` instead, which sets them together")
+
+
 def get_preset(name: str, **overrides: Any) -> Preset:
-    """The named preset, with dotted overrides: ``get_preset("small", **{"sfr.weighting": "none"})``."""
+    """The named preset, with dotted overrides: ``get_preset("small", **{"sfr.weighting": "none"})``;
+    ``resolution=N`` sets every resolution field at once (:func:`with_resolution`), before the rest."""
     if name not in _BUILDERS:
         raise ValueError(f"unknown preset {name!r}; choose one of {sorted(_BUILDERS)}")
     preset = _BUILDERS[name]()
+    overrides = dict(overrides)
+    if "resolution" in overrides:
+        preset = with_resolution(preset, int(overrides.pop("resolution")))
     for key, value in overrides.items():
         preset = _apply(preset, key, value)
+    check_resolution(preset)
     return preset

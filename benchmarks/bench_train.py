@@ -56,13 +56,12 @@ def preset_for(widths: str, size: int, stage: str):
     """The preset of ``widths`` at ``size`` px (random weights everywhere)."""
     from isfr.config import get_preset
 
-    res = {"data.resolution": size, "ifr.img_size": size, "sfr.img_size": size, "disc.img_size": size}
     if widths == "paper":
-        over = {**res, "psp.checkpoint": None}
+        over = {"resolution": size, "psp.checkpoint": None}
         if stage == "stylegan":  # config-f widths, trained at the working size
             over["stylegan.size"] = size
         return get_preset("paper", **over)
-    return get_preset(widths, **res, **{"stylegan.size": size})
+    return get_preset(widths, resolution=size)
 
 
 def build_stage(name: str, widths: str, size: int, device: torch.device):

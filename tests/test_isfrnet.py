@@ -11,8 +11,7 @@ from isfr.models.isfrnet import ISFRNet, ISFRNetConfig
 
 
 def _cfg(res: int = 64, **switches) -> ISFRNetConfig:
-    p = get_preset("smoke", **{"data.resolution": res, "ifr.img_size": res, "sfr.img_size": res,
-                               "stylegan.size": res})
+    p = get_preset("smoke", resolution=res)
     return ISFRNetConfig.from_preset(p, **switches)
 
 

@@ -86,13 +86,23 @@ class ISFRNet(nn.Module):
         x = torch.cat([masked, mask], 1) if self.stage1.encoder.input_nc == 4 else masked
         return self.stage1(x)
 
+    def e_c_input(self, masked: Tensor, mask: Tensor, i_c: Tensor) -> tuple[Tensor, Tensor | None]:
+        """What E_C of SFR reads (section 3.3), and IFR's raw output (None without IFR).
+
+        IFR reads I_c with the known pixels pasted back; E_C reads IFR's output composited the same
+        way, or the composited I_c itself when there is no IFR (the pSp+SFR ablation, 4.2.2)."""
+        x = composite(i_c, masked, mask)
+        if self.ifr is None:
+            return x, None
+        ifr = self.ifr(x, mask)
+        return composite(ifr, masked, mask), ifr
+
     def refine(self, masked: Tensor, mask: Tensor, i_c: Tensor) -> dict[str, Tensor]:
         """Stages 2 and 3 given the stage-1 image (used by training, where stage 1 is frozen)."""
         out: dict[str, Tensor] = {}
-        e_c_input = composite(i_c, masked, mask)
-        if self.ifr is not None:
-            out["ifr"] = self.ifr(e_c_input, mask)
-            e_c_input = out["ifr_composite"] = composite(out["ifr"], masked, mask)
+        e_c_input, ifr = self.e_c_input(masked, mask, i_c)
+        if ifr is not None:
+            out["ifr"], out["ifr_composite"] = ifr, e_c_input
         if self.sfr is not None:
             out["sfr"] = self.sfr(masked, e_c_input, mask)
         out["output"] = out["sfr"] if self.sfr is not None else out["ifr"]

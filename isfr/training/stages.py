@@ -268,11 +268,8 @@ class SFRStage(_GANStage):
         return [self.model.stage1, self.vgg] + ([self.model.ifr] if self.model.ifr is not None else [])
 
     def _e_c_input(self, f: dict[str, Tensor], mask: Tensor) -> Tensor:
-        e_c = composite(f["i_c"], f["masked"], mask)
-        if self.model.ifr is not None:
-            with torch.no_grad():
-                e_c = composite(self.model.ifr(e_c, mask).float(), f["masked"], mask)
-        return e_c
+        with torch.no_grad():  # stage 1 and IFR are frozen; fp32 outside autocast
+            return self.model.e_c_input(f["masked"], mask, f["i_c"])[0].float()
 
     def predict(self, batch, ctx) -> Tensor:
         image, mask = batch["image"], batch["mask"]

@@ -46,13 +46,24 @@ def seed_everything(seed: int, deterministic: bool = False) -> None:
         torch.backends.cudnn.benchmark = False
 
 
+_OWN_COMMIT: list[str] = []
+
+
 def git_commit(repo_dir: str | Path | None = None) -> str:
     """Short hash of ``HEAD`` (``"-dirty"`` appended if tracked files changed), or ``"unknown"``.
 
-    ``repo_dir`` defaults to the folder holding this package. Untracked files do
-    not count as dirty.
+    ``repo_dir`` defaults to the folder holding this package; that answer is read once per process,
+    so a long run records the code it started with, not the edits made while it ran. Untracked files
+    do not count as dirty.
     """
-    cwd = Path(repo_dir) if repo_dir is not None else Path(__file__).resolve().parent
+    if repo_dir is None:
+        if not _OWN_COMMIT:
+            _OWN_COMMIT.append(_read_commit(Path(__file__).resolve().parent))
+        return _OWN_COMMIT[0]
+    return _read_commit(Path(repo_dir))
+
+
+def _read_commit(cwd: Path) -> str:
     try:
         head = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10

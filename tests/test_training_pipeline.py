@@ -141,3 +141,25 @@ def test_mismatched_ifr_and_sfr_checkpoints_warn(trained):
     torch.save(ckpt, path)
     with pytest.warns(RuntimeWarning, match="IFR step 999"):
         T.trained_model(P, "full")
+
+
+def test_training_record_lists_the_trained_runs(trained):
+    from isfr.utils import hardware
+
+    P, results, _, _ = trained
+    rec = T.training_record(P)
+    rec.index = [r.removesuffix(T.run_key(P)) for r in rec["run"]]  # folders of a customised preset: run@hash
+    assert list(rec.index) == ["stylegan", "psp", "ifr", "sfr"]  # ablation runs not trained: absent
+    assert rec["finished"].all() and (rec["steps"] == 2).all() and (rec["total_steps"] == 2).all()
+    assert rec.loc["sfr", "best_val_psnr"] == pytest.approx(results["sfr"].best_score)
+    assert (rec["train_hours"] > 0).all() and (rec["hardware"] == hardware()).all()
+
+
+def test_train_seconds_adds_the_segments_of_a_resumed_run():
+    import pandas as pd
+
+    from isfr.training.record import train_seconds
+
+    assert train_seconds(pd.Series([1.0, 2.0, 3.0, 0.5, 1.5])) == 4.5  # killed at 3 s, resumed for 1.5 s
+    assert train_seconds(pd.Series([2.0, 4.0])) == 4.0
+    assert train_seconds(pd.Series([], dtype=float)) != train_seconds(pd.Series([], dtype=float))  # NaN

@@ -40,7 +40,7 @@ from isfr.training.checkpoint import (
     restore_rng_state,
     to_plain,
 )
-from isfr.utils import atomic_open, atomic_write_json, git_commit, seed_everything
+from isfr.utils import atomic_open, atomic_write_json, git_commit, hardware, seed_everything
 
 __all__ = [
     "AmpMode",
@@ -609,7 +609,7 @@ def fit(
         if ckpt is None:
             atomic_write_json({"stage": stage.name, "preset": preset, "config": to_plain(config),
                                "loop_config": asdict(cfg), "git_commit": git_commit(),
-                               "world_size": info.world_size,
+                               "world_size": info.world_size, "hardware": hardware(),
                                "started": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")},
                               run_dir / "config.json")
     if val_batches is not None and not hasattr(stage, "validate"):
@@ -645,7 +645,7 @@ def _write_done(run: _Run, step: int, last: Path | None) -> None:
         "stage": run.stage.name, "preset": run.preset, "step": step, "total_steps": run.cfg.total_steps,
         "last_checkpoint": str(last) if last else None,
         "best_checkpoint": str(run.mgr.best_path) if run.mgr.best_path.exists() else None,
-        "best": run.best, "git_commit": git_commit(),
+        "best": run.best, "git_commit": git_commit(), "hardware": hardware(),
         "finished": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }, run.run_dir / "done.json")
 

@@ -353,6 +353,18 @@ def train_all(preset: Preset, variants: list[str] | None = None, data_root: str 
     return done
 
 
+def training_record(preset: Preset, variants: list[str] | None = None) -> "Any":
+    """:func:`isfr.training.record.training_record` of every run of the preset: stage 1, the main
+    model, then the ablation runs of ``variants`` (default :data:`ABLATION_VARIANTS`), each once."""
+    from .record import training_record as record
+
+    names = ["stylegan", "psp"] if not uses_pretrained_stage1(preset) or preset.psp.finetune else []
+    for v, budget in [("full", "main")] + [(v, "ablation") for v in (variants or ABLATION_VARIANTS)]:
+        runs = stage_runs(preset, v, budget)
+        names += [runs[k][0] for k, use in (("ifr", VARIANTS[v].use_ifr), ("sfr", VARIANTS[v].use_sfr)) if use]
+    return record([run_dir(preset, n) for n in dict.fromkeys(names)])
+
+
 def steps_text(preset: Preset, variant: Variant | str = "full", budget: Budget = "main", upto: str = "sfr") -> str:
     """What a variant was trained with, up to stage ``upto`` ("stage1" | "ifr" | "sfr"), for
     provenance lines, e.g. ``"StyleGAN2 3000 + pSp 1500 steps + IFR 3000 + SFR 8000 steps (batch 16)"``."""

@@ -60,4 +60,5 @@ def run_summary(run_dir: str | Path) -> dict[str, Any]:
 def training_record(run_dirs: list[str | Path]) -> pd.DataFrame:
     """:func:`run_summary` of every existing folder of ``run_dirs``, in that order."""
     rows = [run_summary(d) for d in run_dirs if Path(d).is_dir()]
-    return pd.DataFrame(rows, columns=list(RECORD_COLUMNS))
+    df = pd.DataFrame(rows, columns=list(RECORD_COLUMNS))
+    return df.astype({"steps": "Int64", "total_steps": "Int64", "best_step": "Int64"})

@@ -6,7 +6,8 @@ Inpainting a photo (:func:`inpaint_image`, :func:`inpaint_file`, :func:`inpaint_
   :func:`isfr.data.load_mask`); a mask of another size is resized to the photo (with a warning).
   A mask with no hole pixels writes the photo unchanged (with a warning).
 * ``align=True`` (default): the face is aligned the way the training data is framed
-  (:func:`isfr.data.align.align_face`, CelebA framing at the model's resolution), inpainted, and
+  (:func:`isfr.data.align.aligner_for` the ``preprocess`` the file records: CelebA framing, or FFHQ
+  framing for a model trained with ``preprocess="ffhq"``, at the model's resolution), inpainted, and
   the result is warped back into the photo, changing hole pixels only; the output has the photo's
   size. ``align=False`` (the photo is already an aligned face): the photo is center-cropped and
   resized like training images (:func:`isfr.data.to_square`); the output is at the model's resolution.
@@ -157,7 +158,7 @@ def inpaint_image(photo: Image.Image, hole: np.ndarray, model: ISFRNet, *, align
 
     ``align=True``: returns the photo's size, only hole pixels changed; ``False``: the model's resolution.
     """
-    from .data.align import align_face, paste_back
+    from .data.align import aligner_for, paste_back
 
     r = model.cfg.resolution
     if not align:
@@ -169,7 +170,11 @@ def inpaint_image(photo: Image.Image, hole: np.ndarray, model: ISFRNet, *, align
             warnings.warn(f"{name or 'photo'}: {(hole & ~inside).sum() / hole.sum():.0%} of the hole lies outside the "
                           "central square that is inpainted (align=False crops the photo)", UserWarning, stacklevel=3)
         return run_model(model, to_square(photo, r), working_mask(hole, r))
-    aligned, t = align_face(photo, r, name=name)
+    preprocess = getattr(model, "preprocess", "center_crop")  # recorded in the file by export_pipeline
+    if preprocess == "resize":
+        warnings.warn("the model was trained on squashed (preprocess='resize') faces: the photo is aligned in "
+                      "CelebA center-crop framing, the nearest a similarity warp gets", UserWarning, stacklevel=3)
+    aligned, t = aligner_for(preprocess)(photo, r, name=name)
     mask_a = working_mask(hole, r, t)
     return paste_back(photo, run_model(model, aligned, mask_a), t, mask_a, mask_original=hole)
 

@@ -202,3 +202,27 @@ def test_evaluate_checkpoint_scores_composites(ckpt):
     assert len(rows) == 6 and rows["psnr"].notna().all() and rows["lpips"].isna().all()
     assert summary.set_index("bucket").loc["all", "n"] == 6
     assert "isfrnet_smoke.pt" in rows["source"].iloc[0]
+
+
+@pytest.mark.parametrize("preprocess, used", [("center_crop", "align_face"), ("ffhq", "ffhq_align")])
+def test_photo_is_framed_like_the_training_faces(tmp_path, monkeypatch, preprocess, used):
+    import isfr.data.align as A
+
+    p = get_preset("smoke", **{"data.preprocess": preprocess})
+    path = tmp_path / "m.pt"
+    ISFRNet(ISFRNetConfig.from_preset(p)).save(path, preset="smoke", variant="full", preset_config=p.to_dict())
+    net = load_model(path, "cpu")
+    assert net.preprocess == preprocess
+    called = []
+
+    def fake(name):
+        def align(photo, r, name=None):
+            called.append(name_)
+            return photo.convert("RGB").resize((r, r)), A.SimilarityTransform(scale=r / photo.size[0])
+        name_ = name
+        return align
+
+    monkeypatch.setattr(A, "align_face", fake("align_face"))
+    monkeypatch.setattr(A, "ffhq_align", fake("ffhq_align"))
+    out = inpaint_file(_photo(tmp_path, size=128), _mask(tmp_path, size=128), net, tmp_path / "out.png")
+    assert called == [used] and Image.open(out).size == (128, 128)

@@ -220,6 +220,15 @@ def ffhq_align(image: Image.Image, resolution: int, *, name: str | None = None
     return _to_pil(warp_image(image, t, (resolution, resolution))), t
 
 
+def aligner_for(preprocess: str):
+    """The alignment that frames a photo like training data preprocessed with ``preprocess``
+    (``isfr.data.images``): :func:`ffhq_align` for ``"ffhq"``, else :func:`align_face` (CelebA
+    framing; for ``"resize"``, whose faces are squashed vertically, the nearest a similarity warp gets)."""
+    if preprocess not in ("center_crop", "resize", "ffhq"):
+        raise ValueError(f"unknown preprocess {preprocess!r}: expected 'center_crop', 'resize' or 'ffhq'")
+    return ffhq_align if preprocess == "ffhq" else align_face
+
+
 def paste_back(original: Image.Image, aligned_result: Image.Image, transform: Any,
                mask_aligned: np.ndarray | Image.Image, mask_original: np.ndarray | None = None) -> Image.Image:
     """``original`` with its hole pixels replaced by ``aligned_result`` warped back (inverse of ``transform``).

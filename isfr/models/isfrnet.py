@@ -143,4 +143,6 @@ class ISFRNet(nn.Module):
         check_state_dict(model, ckpt["state_dict"], str(path), "the file records its own config; was it edited?")
         model.load_state_dict(ckpt["state_dict"])
         model.commit = ckpt.get("commit", "unknown")
+        # how its training faces were framed (isfr.data preprocess), for aligning a user's photo the same way
+        model.preprocess = ((ckpt.get("preset_config") or {}).get("data") or {}).get("preprocess", "center_crop")
         return model.to(map_location).eval()

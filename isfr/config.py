@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from .data import DataConfig
-from .losses import LossConfig
+from .losses import LossConfig, PSPLossConfig
 from .models.discriminators import DiscriminatorConfig
 from .models.ifr import IFRConfig
 from .models.sfr import SFRConfig
@@ -62,6 +62,7 @@ class Preset:
     sfr: SFRConfig = field(default_factory=SFRConfig)
     disc: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
     loss: LossConfig = field(default_factory=LossConfig)
+    psp_loss: PSPLossConfig = field(default_factory=PSPLossConfig)  # stage-1 encoder training (pSp's losses)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     allow_random_vgg: bool = False  # ours: True only where ImageNet VGG-16 cannot be had (smoke, small)
     seed: int = 0

@@ -242,27 +242,14 @@ class PSPLossConfig:
     l2_lambda: float = 1.0
     lpips_lambda: float = 0.8  # LPIPS if a model is given, else VGG perceptual (eq. 7 form)
     w_norm_lambda: float = 0.005  # ||w - w_avg||_2 over the W+ codes
-    id_lambda: float = 0.0  # pSp uses 0.1; needs ArcFace IR-SE50 weights (not shipped) -> see arcface_id_loss
+    id_lambda: float = 0.0  # pSp uses 0.1; ours 0: needs ArcFace IR-SE50 weights (arcface_path), not shipped
+    arcface_path: str | None = None  # pSp's model_ir_se50.pth; required when id_lambda > 0
 
 
 def w_norm_loss(latents: Tensor, latent_avg: Tensor | None = None) -> Tensor:
     """pSp's L_reg: ``mean_b ||w_b - w_avg||_2`` with the norm over all (n_styles, 512) entries."""
     w = latents - latent_avg if latent_avg is not None else latents
     return w.flatten(1).norm(p=2, dim=1).mean()
-
-
-def arcface_id_loss(y_hat: Tensor, y: Tensor, weights_path: str | None = None) -> Tensor:
-    """pSp's identity loss (1 - cos of ArcFace IR-SE50 embeddings): a hook, not implemented.
-
-    Raises ``NotImplementedError``: without a weights file it is never faked.
-    """
-    if weights_path is None:
-        raise NotImplementedError(
-            "pSp's ID loss needs ArcFace IR-SE50 weights (pSp's 'model_ir_se50.pth'); none given. "
-            "Set PSPLossConfig.id_lambda=0 or pass arcface_path.")
-    raise NotImplementedError(
-        f"ArcFace IR-SE50 network is not implemented in isfr yet; cannot use {weights_path}. "
-        "Set PSPLossConfig.id_lambda=0.")
 
 
 def psp_encoder_loss(
@@ -273,7 +260,7 @@ def psp_encoder_loss(
     latent_avg: Tensor | None = None,
     lpips_fn: Callable[[Tensor, Tensor], Tensor] | None = None,
     vgg: FeatureExtractor | None = None,
-    arcface_path: str | None = None,
+    id_fn: Callable[[Tensor, Tensor], Tensor] | None = None,
     cfg: PSPLossConfig | None = None,
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """pSp encoder loss: ``l2 MSE + lpips Perc + w_norm L_reg (+ id L_id)``.
@@ -281,6 +268,8 @@ def psp_encoder_loss(
     ``Perc`` is ``lpips_fn(y_hat, y).mean()`` when given (e.g. ``lpips.LPIPS(net='alex')`` with the
     trunk loaded as in :mod:`isfr.metrics`), else :func:`perceptual_loss` on ``vgg`` features
     (one of them is required when ``lpips_lambda > 0``). ``latents``: ``(B, n_styles, 512)``.
+    ``L_id`` is ``id_fn(y_hat, y)`` (pSp's ArcFace loss, :func:`isfr.models.arcface.identity_loss`),
+    required when ``id_lambda > 0``; dlib's descriptor is not differentiable and is never a loss.
     """
     cfg = cfg or PSPLossConfig()
     terms: dict[str, Tensor] = {"l2": F.mse_loss(y_hat, y)}
@@ -296,7 +285,11 @@ def psp_encoder_loss(
     if cfg.w_norm_lambda > 0:
         terms["w_norm"] = w_norm_loss(latents, latent_avg)
     if cfg.id_lambda > 0:
-        terms["id"] = arcface_id_loss(y_hat, y, arcface_path)
+        if id_fn is None:
+            raise ValueError("psp_encoder_loss: id_lambda > 0 needs id_fn, pSp's ArcFace identity loss "
+                             "(isfr.models.arcface.identity_loss with load_arcface(PSPLossConfig.arcface_path)); "
+                             "without ArcFace weights set id_lambda=0.")
+        terms["id"] = id_fn(y_hat, y)
     weights = {"l2": cfg.l2_lambda, "perceptual": cfg.lpips_lambda, "w_norm": cfg.w_norm_lambda,
                "id": cfg.id_lambda}
     total = torch.stack([weights[k] * v for k, v in terms.items()]).sum()

@@ -245,6 +245,6 @@ def test_psp_encoder_loss_terms_and_id_hook():
     assert t2["perceptual"].item() == pytest.approx(1.0 + 2 * 16)
     with pytest.raises(ValueError, match="lpips_fn or vgg"):
         L.psp_encoder_loss(y_hat, y, w)
-    with pytest.raises(NotImplementedError, match="ArcFace"):
+    with pytest.raises(ValueError, match="id_fn.*ArcFace"):
         L.psp_encoder_loss(y_hat, y, w, vgg=_stub_vgg, cfg=L.PSPLossConfig(id_lambda=0.1))
     assert not math.isnan(total.item())

@@ -241,11 +241,13 @@ def test_missing_files_say_where_to_get_them(tmp_path):
 
 
 def arcface_file(tmp_path, width_ok=True) -> Path:
-    """model_ir_se50.pth layout: input_layer.* and body.* (as the fixture) + the output_layer.* head."""
+    """model_ir_se50.pth layout: input_layer.* and body.* (as the fixture) + the output_layer.* head
+    (BatchNorm2d, Dropout, Flatten, Linear, affine BatchNorm1d: pSp's Backbone(112, 50, 'ir_se'))."""
     keys = [e for e in load_fixture()["keys"] if e[0].startswith(("input_layer.", "body."))]
     head = [["output_layer.0." + n, [512]] for n in ("weight", "bias", "running_mean", "running_var")]
     head += [["output_layer.0.num_batches_tracked", []], ["output_layer.3.weight", [512, 512 * 7 * 7]],
-             ["output_layer.3.bias", [512]], ["output_layer.4.running_mean", [512]],
+             ["output_layer.3.bias", [512]], ["output_layer.4.weight", [512]], ["output_layer.4.bias", [512]],
+             ["output_layer.4.running_mean", [512]],
              ["output_layer.4.running_var", [512]], ["output_layer.4.num_batches_tracked", []]]
     sd = {k: v for k, v in marked(keys + head).items() if k.startswith(("input", "body"))}
     sd |= {k: torch.zeros(s) if s else torch.tensor(0) for k, s in head}
@@ -289,6 +291,44 @@ def test_irse50_backbone_wrong_width_names_key(tmp_path):
     path = arcface_file(tmp_path)
     with pytest.raises(LOAD_ERRORS, match=r"body\.|input_layer\."):
         load_irse50_backbone(small_encoder(256, 14), path)
+
+
+def test_arcface_loads_the_official_key_layout_strictly(tmp_path):
+    from isfr.models.arcface import load_arcface
+
+    net = load_arcface(arcface_file(tmp_path))
+    assert not net.training and not any(p.requires_grad for p in net.parameters())
+    sd = torch.load(arcface_file(tmp_path), weights_only=True)
+    del sd["output_layer.4.weight"]
+    torch.save(sd, tmp_path / "cut.pth")
+    with pytest.raises(LOAD_ERRORS, match=r"(?s)cut\.pth.*output_layer\.4\.weight"):
+        load_arcface(tmp_path / "cut.pth")
+    with pytest.raises(FileNotFoundError, match="model_ir_se50.pth"):
+        load_arcface(tmp_path / "absent.pth")
+
+
+def test_identity_loss_is_zero_for_the_same_face_and_trains_only_the_output(tmp_path):
+    from isfr import losses as L
+    from isfr.models.arcface import ArcFace, face_crop_112, identity_loss, load_arcface
+
+    torch.manual_seed(0)
+    ref = ArcFace().eval()
+    torch.save({"module." + k: v for k, v in ref.state_dict().items()}, tmp_path / "a.pth")  # DataParallel prefix
+    net = load_arcface(tmp_path / "a.pth")
+    y = torch.rand(2, 3, 64, 64) * 2 - 1
+    assert face_crop_112(y).shape == (2, 3, 112, 112) and face_crop_112(torch.zeros(1, 3, 1024, 1024)).shape == (1, 3, 112, 112)
+    e = net(face_crop_112(y))
+    assert e.shape == (2, 512) and torch.allclose(e.norm(dim=1), torch.ones(2), atol=1e-5)
+    assert torch.allclose(e, ref(face_crop_112(y)))
+    assert identity_loss(net, y, y).item() == pytest.approx(0.0, abs=1e-5)
+    y_hat = y.flip(-1).clone().requires_grad_(True)
+    target = y.clone().requires_grad_(True)
+    loss = identity_loss(net, y_hat, target)
+    loss.backward()
+    assert loss.item() > 1e-4 and y_hat.grad.abs().sum() > 0 and target.grad is None
+    total, t = L.psp_encoder_loss(y_hat.detach(), y, torch.zeros(2, 2, 4), vgg=lambda x: [x],
+                                  id_fn=lambda a, b: identity_loss(net, a, b), cfg=L.PSPLossConfig(id_lambda=0.1))
+    assert t["id"].item() == pytest.approx(loss.item(), rel=1e-4)
 
 
 # ---------------------------------------------------------------- wrapper

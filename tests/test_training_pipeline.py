@@ -163,3 +163,23 @@ def test_train_seconds_adds_the_segments_of_a_resumed_run():
     assert train_seconds(pd.Series([1.0, 2.0, 3.0, 0.5, 1.5])) == 4.5  # killed at 3 s, resumed for 1.5 s
     assert train_seconds(pd.Series([2.0, 4.0])) == 4.0
     assert train_seconds(pd.Series([], dtype=float)) != train_seconds(pd.Series([], dtype=float))  # NaN
+
+
+def test_psp_stage_uses_the_arcface_id_loss_only_with_its_file(tmp_path, monkeypatch):
+    import csv
+
+    from isfr.models.arcface import ArcFace
+
+    monkeypatch.setenv("ISFR_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.delenv("ISFR_DATA_ROOT", raising=False)
+    no_file = get_preset("smoke", **STEPS, **{"psp_loss.id_lambda": 0.1})
+    T.train_stylegan(no_file, progress=False)
+    with pytest.raises(ValueError, match="arcface_path"):
+        T.train_psp(no_file, progress=False)
+    torch.manual_seed(0)
+    torch.save(ArcFace().state_dict(), tmp_path / "model_ir_se50.pth")
+    P = get_preset("smoke", **STEPS, **{"psp_loss.id_lambda": 0.1, "psp_loss.arcface_path": str(tmp_path / "model_ir_se50.pth")})
+    T.train_stylegan(P, progress=False)
+    assert T.train_psp(P, progress=False).finished
+    rows = list(csv.DictReader(open(T.run_dir(P, "psp") / "train_log.csv")))
+    assert rows and all(0 < float(r["id"]) < 2 for r in rows)  # 1 - cos of unit embeddings

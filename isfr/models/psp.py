@@ -80,6 +80,23 @@ class BottleneckIRSE(nn.Module):
         return self.res_layer(x) + self.shortcut_layer(x)
 
 
+def irse_trunk(num_layers: int = 50, input_nc: int = 3, width: float = 1.0, se: bool = True
+               ) -> tuple[nn.Sequential, nn.Sequential, list[int]]:
+    """``(input_layer, body, channels)`` of an IR(-SE) ResNet in the InsightFace / TreB1eN key layout
+    shared by pSp's encoder and the ArcFace network (:mod:`isfr.models.arcface`)."""
+    if num_layers not in STAGE_UNITS:
+        raise ValueError(f"num_layers must be one of {sorted(STAGE_UNITS)}, got {num_layers}")
+    chans = [max(1, round(c * width)) for c in (64, 128, 256, 512)]
+    input_layer = nn.Sequential(
+        nn.Conv2d(input_nc, chans[0], 3, 1, 1, bias=False), nn.BatchNorm2d(chans[0]), nn.PReLU(chans[0])
+    )
+    units, in_ch = [], chans[0]
+    for n, ch in zip(STAGE_UNITS[num_layers], chans):
+        units += [BottleneckIRSE(in_ch, ch, 2, se)] + [BottleneckIRSE(ch, ch, 1, se) for _ in range(n - 1)]
+        in_ch = ch
+    return input_layer, nn.Sequential(*units), chans
+
+
 class GradualStyleBlock(nn.Module):
     """map2style head: log2(spatial) stride-2 3x3 convs (LeakyReLU 0.01) down to 1x1, then EqualLinear."""
 
@@ -119,22 +136,12 @@ class GradualStyleEncoder(nn.Module):
         se: bool = True,
     ):
         super().__init__()
-        if num_layers not in STAGE_UNITS:
-            raise ValueError(f"num_layers must be one of {sorted(STAGE_UNITS)}, got {num_layers}")
         if input_size % 16 or input_size < 32:
             raise ValueError(f"input_size must be a multiple of 16 and >= 32, got {input_size}")
         if n_styles < 1:
             raise ValueError(f"n_styles must be >= 1, got {n_styles}")
-        chans = [max(1, round(c * width)) for c in (64, 128, 256, 512)]
         self.input_nc, self.n_styles, self.style_dim, self.input_size = input_nc, n_styles, style_dim, input_size
-        self.input_layer = nn.Sequential(
-            nn.Conv2d(input_nc, chans[0], 3, 1, 1, bias=False), nn.BatchNorm2d(chans[0]), nn.PReLU(chans[0])
-        )
-        units, in_ch = [], chans[0]
-        for n, ch in zip(STAGE_UNITS[num_layers], chans):
-            units += [BottleneckIRSE(in_ch, ch, 2, se)] + [BottleneckIRSE(ch, ch, 1, se) for _ in range(n - 1)]
-            in_ch = ch
-        self.body = nn.Sequential(*units)
+        self.input_layer, self.body, chans = irse_trunk(num_layers, input_nc, width, se)
         ends = [sum(STAGE_UNITS[num_layers][: i + 1]) - 1 for i in range(4)]
         self.taps = (ends[1], ends[2], ends[3])  # c1 (1/4 px), c2 (1/8), c3 (1/16); 6, 20, 23 for IR-50
 

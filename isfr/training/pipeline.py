@@ -248,7 +248,7 @@ def train_psp(preset: Preset, data_root: str | None = None, force: bool = False,
             gen = torch.Generator().manual_seed(preset.seed)
             model.stage1.latent_avg.copy_(g.mean_latent(4096, generator=gen).expand_as(model.stage1.latent_avg))
     s = preset.schedule
-    stage = PSPStage(model, _vgg(preset), lr=s.lr, betas=s.betas)
+    stage = PSPStage(model, _vgg(preset), lr=s.lr, betas=s.betas, loss_cfg=preset.psp_loss)
     return fit(stage, build_from_config(data_config(preset, data_root), "train"),
                loop_config(preset, s.psp_steps, s.psp_batch_size, **loop_kw), run_dir(preset, "psp"),
                val_batches=val_batches(preset, data_root), config=preset.to_dict(), preset=preset.name, overwrite=force)

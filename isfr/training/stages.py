@@ -15,6 +15,8 @@ better, so ``best.pt`` is chosen on the val split.
 """
 from __future__ import annotations
 
+import functools
+
 from typing import Iterable, Mapping
 
 import torch
@@ -153,6 +155,14 @@ class PSPStage(_Validated):
     def __init__(self, model: ISFRNet, vgg: nn.Module | None, lr: float = 1e-4, betas=(0.9, 0.999),
                  loss_cfg: L.PSPLossConfig | None = None):
         self.model, self.vgg, self.loss_cfg = model, vgg, loss_cfg or L.PSPLossConfig()
+        self.arcface = None
+        if self.loss_cfg.id_lambda > 0:  # pSp's ID loss; the file is required (load_arcface names it)
+            from isfr.models.arcface import load_arcface
+
+            if not self.loss_cfg.arcface_path:
+                raise ValueError("PSPLossConfig.id_lambda > 0 needs arcface_path (pSp's model_ir_se50.pth); "
+                                 "set psp_loss.arcface_path or psp_loss.id_lambda=0")
+            self.arcface = load_arcface(self.loss_cfg.arcface_path)
         _freeze(model.stage1.decoder)
         self._opt = {"encoder": _adam(model.stage1.encoder.parameters(), lr, betas)}
 
@@ -163,7 +173,12 @@ class PSPStage(_Validated):
         return self._opt
 
     def frozen(self) -> list[nn.Module]:
-        return [self.vgg] if self.vgg is not None else []
+        return [m for m in (self.vgg, self.arcface) if m is not None]
+
+    def _id_fn(self):
+        from isfr.models.arcface import identity_loss
+
+        return None if self.arcface is None else functools.partial(identity_loss, self.arcface)
 
     def predict(self, batch, ctx) -> Tensor:
         image, mask = batch["image"], batch["mask"]
@@ -178,7 +193,7 @@ class PSPStage(_Validated):
         with ctx.autocast():
             y_hat, codes = ctx.nets["psp"](x, return_latents=True)  # W+ codes, latent_avg included
             loss, terms = L.psp_encoder_loss(y_hat.float(), image, codes.float(), latent_avg=self.model.stage1.latent_avg,
-                                             vgg=self.vgg, cfg=self.loss_cfg)
+                                             vgg=self.vgg, id_fn=self._id_fn(), cfg=self.loss_cfg)
         ctx.backward(loss, self._opt["encoder"])
         return {"loss": loss.detach(), **terms}
 

@@ -49,6 +49,7 @@ class ScheduleConfig:
     val_every: int = 5_000
     val_images: int = 40  # ours: val images (x 6 buckets = manifest pairs) used to pick checkpoints
     test_images: int | None = None  # None = the whole test split (scored once)
+    spread_seeds: tuple[int, ...] = ()  # ours: more training seeds of the full model (ablation budget) for the seed spread (notebook 05)
     num_workers: int = 2
 
 
@@ -109,7 +110,7 @@ def _smoke() -> Preset:
         schedule=ScheduleConfig(
             batch_size=4, stylegan_steps=30, stylegan_batch_size=4, psp_steps=20, psp_batch_size=4,
             ifr_steps=20, sfr_steps=20, amp="none", log_every=5, ckpt_every=10, val_every=10,
-            val_images=2, test_images=4, num_workers=0,
+            val_images=2, test_images=4, num_workers=0, spread_seeds=(1,),
         ),
         allow_random_vgg=True,
     )

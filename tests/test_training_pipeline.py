@@ -183,3 +183,19 @@ def test_psp_stage_uses_the_arcface_id_loss_only_with_its_file(tmp_path, monkeyp
     assert T.train_psp(P, progress=False).finished
     rows = list(csv.DictReader(open(T.run_dir(P, "psp") / "train_log.csv")))
     assert rows and all(0 < float(r["id"]) < 2 for r in rows)  # 1 - cos of unit embeddings
+
+
+def test_seed_replicates_retrain_with_each_seed_on_the_same_pairs(trained):
+    from isfr.evaluation import seed_spread
+
+    P, _, _, _ = trained
+    test = T.val_dataset(P, split="test")
+    reps = T.seed_replicates(P, test, seeds=[1], budget="main", progress=False)
+    assert sorted(reps["train_seed"].unique()) == [0, 1]
+    a, b = (reps[reps["train_seed"] == s] for s in (0, 1))
+    assert list(a["mask_name"]) == list(b["mask_name"]) and list(a["name"]) == list(b["name"])
+    assert not a["psnr"].equals(b["psnr"])  # another seed, another model
+    assert T.run_dir(get_preset("smoke", **STEPS, seed=1), "sfr").name.startswith("sfr@")
+    spread = seed_spread(reps)
+    row = spread[spread["bucket"] == "all"].iloc[0]
+    assert row["n_seeds"] == 2 and row["psnr_std"] > 0

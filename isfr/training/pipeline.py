@@ -353,6 +353,31 @@ def train_all(preset: Preset, variants: list[str] | None = None, data_root: str 
     return done
 
 
+def seed_replicates(preset: Preset, dataset: Any, seeds: list[int] | tuple[int, ...] | None = None,
+                    variant: Variant | str = "full", data_root: str | None = None, budget: Budget = "ablation",
+                    root: Any = None, **loop_kw: Any) -> "Any":
+    """Per-image scores of ``variant`` trained with the preset's seed and each of ``seeds`` (default
+    ``schedule.spread_seeds``), every seed a whole training run (stage 1 included where it is trained
+    here), all scored on the same ``dataset``; rows carry ``train_seed`` for
+    :func:`isfr.evaluation.seed_spread`. Seeds already trained are loaded."""
+    import pandas as pd
+
+    v = _variant(variant)
+    seeds = list(preset.schedule.spread_seeds if seeds is None else seeds)
+    rows = []
+    for s in [preset.seed] + [s for s in seeds if s != preset.seed]:
+        p = get_preset(preset.name, **{**_preset_overrides(preset), "seed": s})
+        if s != preset.seed:
+            results = [train_stylegan(p, data_root, **loop_kw), train_psp(p, data_root, **loop_kw)]
+            if all(r is None or r.finished for r in results):
+                results += list(train_variant(p, v, data_root, budget=budget, **loop_kw).values())
+            if not all(r is None or r.finished for r in results):
+                raise RuntimeError(f"seed {s} of {v.name!r} stopped before the end of its schedule (time budget?); "
+                                   "call again to resume it")
+        rows.append(evaluate_variant(p, v, dataset, budget=budget, root=root).assign(train_seed=s))
+    return pd.concat(rows, ignore_index=True)
+
+
 def training_record(preset: Preset, variants: list[str] | None = None) -> "Any":
     """:func:`isfr.training.record.training_record` of every run of the preset: stage 1, the main
     model, then the ablation runs of ``variants`` (default :data:`ABLATION_VARIANTS`), each once."""

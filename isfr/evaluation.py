@@ -306,6 +306,43 @@ def seed_spread(
     return pd.DataFrame(rows)
 
 
+def head_to_head(
+    df: pd.DataFrame, ours: str, baseline: str, groups: Sequence[str] = ("20-40", "40-60", "all"),
+    metrics: Sequence[str] = ("psnr", "ssim"), ci: float = 0.95, n_boot: int = 1000, seed: int = 0,
+) -> pd.DataFrame:
+    """``ours`` against ``baseline`` on the same (image, mask) pairs: per group, both means and the
+    paired difference ``ours - baseline`` with a percentile-bootstrap CI over pairs, and ``better``
+    (the CI of the difference excludes 0 on the right side; for L1 / LPIPS / identity lower is
+    better). Groups as :func:`summarise` (buckets, the paper's ranges, ``all``)."""
+    key = ["name", "mask_name"]
+    a, b = (df[df["method"] == m] for m in (ours, baseline))
+    if a.empty or b.empty:
+        raise ValueError(f"head_to_head: no rows for {ours if a.empty else baseline!r} in df['method']")
+    pairs = a.merge(b[key + list(metrics)], on=key, suffixes=("", "_base"))
+    if len(pairs) != len(a) or len(pairs) != len(b):
+        raise ValueError(f"head_to_head: {ours!r} and {baseline!r} were not scored on the same pairs "
+                         f"({len(a)} / {len(b)} rows, {len(pairs)} in common)")
+    alpha, rows = (1 - ci) / 2, []
+    found = dict(_groups(pairs, "bucket"))
+    for i, g in enumerate(groups):
+        sub = found.get(g)
+        if sub is None:
+            continue
+        row: dict[str, Any] = {"group": g, "n": len(sub)}
+        diffs = np.stack([sub[m].to_numpy(float) - sub[f"{m}_base"].to_numpy(float) for m in metrics], 1)
+        boots = bootstrap_means(diffs, n_boot, np.random.default_rng([seed, i]))
+        for j, m in enumerate(metrics):
+            lo, hi = np.nanquantile(boots[:, j], [alpha, 1 - alpha])
+            sign = 1 if better(m) == "higher" else -1
+            row.update({f"{m} {ours}": float(sub[m].mean()), f"{m} {baseline}": float(sub[f"{m}_base"].mean()),
+                        f"{m} diff": float(np.nanmean(diffs[:, j])), f"{m} diff_lo": float(lo), f"{m} diff_hi": float(hi),
+                        f"{m} better": bool(sign * (lo if sign > 0 else hi) > 0)})
+        rows.append(row)
+    out = pd.DataFrame(rows)
+    out.attrs["ci"] = f"{ci:.0%} percentile bootstrap CI of the paired difference ({n_boot} resamples, seed {seed})"
+    return out
+
+
 # ---------------------------------------------------------------- paper vs ours
 def _as_summary(measured: pd.DataFrame, ci: float, n_boot: int, seed: int) -> pd.DataFrame:
     return measured if "psnr_lo" in measured.columns else summarise(measured, ci=ci, n_boot=n_boot, seed=seed)

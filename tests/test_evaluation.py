@@ -290,3 +290,20 @@ def test_comparison_rows_composite_each_method():
     known = rows[1]["mask"].expand(3, 8, 8) == 0
     assert torch.equal(rows[1]["zeros"][known], data[2]["image"][known])
     assert torch.equal(rows[1]["zeros"][~known], torch.zeros(int((~known).sum())))
+
+
+def test_head_to_head_pairs_the_rows_and_tests_the_difference(eval_ds):
+    a = E.evaluate(biharmonic, eval_ds, name="biharmonic", progress=False)
+    b = E.evaluate(mean_fill, eval_ds, name="mean_fill", progress=False)
+    h = E.head_to_head(pd.concat([a, b]), "biharmonic", "mean_fill", groups=("all",), metrics=("psnr", "l1"))
+    row = h.iloc[0]
+    assert row["n"] == len(eval_ds)
+    assert row["psnr diff"] == pytest.approx(a["psnr"].mean() - b["psnr"].mean())
+    assert row["psnr diff_lo"] <= row["psnr diff"] <= row["psnr diff_hi"]
+    assert row["psnr better"] and row["l1 better"]  # L1: lower is better, the difference is negative
+    back = E.head_to_head(pd.concat([a, b]), "mean_fill", "biharmonic", groups=("all",), metrics=("psnr", "l1"))
+    assert not back.iloc[0]["psnr better"] and not back.iloc[0]["l1 better"]
+    with pytest.raises(ValueError, match="same pairs"):
+        E.head_to_head(pd.concat([a, b.iloc[1:]]), "biharmonic", "mean_fill")
+    with pytest.raises(ValueError, match="no rows"):
+        E.head_to_head(a, "biharmonic", "nobody")

@@ -135,10 +135,15 @@ def data_config(preset: Preset, data_root: str | None = None):
     return dataclasses.replace(preset.data, root=data_root or preset.data.root, seed=preset.seed)
 
 
-def val_dataset(preset: Preset, data_root: str | None = None, split: str = "val", images: int | None = None):
-    """Fixed (image, mask) pairs of a split's manifest (``val_images`` / ``test_images`` images x 6 buckets)."""
+def val_dataset(preset: Preset, data_root: str | None = None, split: str = "val", images: int | str | None = None):
+    """Fixed (image, mask) pairs of a split's manifest (``val_images`` / ``test_images`` images x 6
+    buckets; ``images`` overrides the count, ``"all"`` takes every image of the split)."""
     s = preset.schedule
     n = images if images is not None else (s.val_images if split == "val" else s.test_images)
+    if n == "all":
+        n = None
+    elif isinstance(n, str):
+        raise ValueError(f"images must be a count, None or 'all', got {n!r}")
     cfg = dataclasses.replace(data_config(preset, data_root), limit=n)
     written = figures_dir(preset.name) / "manifests" / f"manifest_{split}.csv"  # notebook 01's record
     if cfg.manifest is None and written.is_file():

@@ -49,7 +49,7 @@ class ScheduleConfig:
     val_every: int = 5_000
     val_images: int = 40  # ours: val images (x 6 buckets = manifest pairs) used to pick checkpoints
     test_images: int | None = None  # None = the whole test split (scored once)
-    spread_seeds: tuple[int, ...] = ()  # ours: more training seeds of the full model (ablation budget) for the seed spread (notebook 05)
+    spread_seeds: tuple[int, ...] = ()  # ours: extra training seeds of the full model (ablation budget), notebook 05
     num_workers: int = 2
 
 

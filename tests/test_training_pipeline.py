@@ -181,7 +181,8 @@ def test_psp_stage_uses_the_arcface_id_loss_only_with_its_file(tmp_path, monkeyp
     P = get_preset("smoke", **STEPS, **{"psp_loss.id_lambda": 0.1, "psp_loss.arcface_path": str(tmp_path / "model_ir_se50.pth")})
     T.train_stylegan(P, progress=False)
     assert T.train_psp(P, progress=False).finished
-    rows = list(csv.DictReader(open(T.run_dir(P, "psp") / "train_log.csv")))
+    with open(T.run_dir(P, "psp") / "train_log.csv") as f:
+        rows = list(csv.DictReader(f))
     assert rows and all(0 < float(r["id"]) < 2 for r in rows)  # 1 - cos of unit embeddings
 
 

@@ -102,6 +102,20 @@ def test_sfr_gradients_reach_every_parameter(mode):
     assert any(p.grad.abs().sum() > 0 for p in f.enc_i.parameters())  # E_I stays in the graph
 
 
+def test_sfr_resize_conv_decoder_has_no_transposed_convs_and_trains():
+    torch.manual_seed(0)
+    f = SFRGenerator(ngf=4, img_size=64, upsample="resize_conv")
+    assert not any(isinstance(m, nn.ConvTranspose2d) for m in f.modules())
+    assert sum(isinstance(m, nn.Upsample) for m in f.modules()) == f.depth
+    img, mask = _batch(64)
+    out = f(img * (1 - mask), img.flip(-1), mask)
+    assert out.shape == (2, 3, 64, 64) and out.abs().max() <= 1
+    (out * torch.randn_like(out)).sum().backward()
+    _assert_all_grads(f, "SFR resize_conv")
+    with pytest.raises(ValueError, match="upsample"):
+        SFRGenerator(ngf=4, img_size=64, upsample="pixelshuffle")  # type: ignore[arg-type]
+
+
 def test_discriminator_gradients_reach_every_parameter():
     torch.manual_seed(0)
     d = PatchDiscriminator(ndf=4, img_size=64)

@@ -71,6 +71,8 @@ class SFRConfig:
     weighted_levels: WeightedLevels = "all"  # our choice: eq. 1 is written for every level i and the bottleneck
     r_min: float = 0.01  # our choice: floor of the hole ratio for weighting="inverse_ratio"
     init_gain: float = 0.02  # our choice (LGNet): 'normal' init, std 0.02
+    upsample: Literal["transposed", "resize_conv"] = "transposed"  # our choice (LGNet): 4x4 stride-2 transposed
+    # convs; "resize_conv" = nearest x2 then 3x3 conv (no checkerboard pattern; Odena et al. 2016)
 
 
 def _encoder(c_in: int, widths: list[int], norm: Norm) -> nn.ModuleList:
@@ -118,18 +120,22 @@ class SFRGenerator(nn.Module):
         self.widths = widths
         self.enc_i = _encoder(cfg.img_ch + int(cfg.ei_mask), widths, cfg.norm)  # E_I
         self.enc_c = _encoder(cfg.img_ch + int(cfg.ec_mask), widths, cfg.norm)  # E_C
-        dec = []  # D_F: ReLU -> 4x4 stride-2 transposed conv -> norm (tanh on the last)
+        if cfg.upsample not in ("transposed", "resize_conv"):
+            raise ValueError(f"SFRGenerator: upsample must be 'transposed' or 'resize_conv', got {cfg.upsample!r}")
+
+        def up(c_in: int, c_out: int, bias: bool) -> list[nn.Module]:
+            if cfg.upsample == "transposed":
+                return [nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=bias)]
+            return [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(c_in, c_out, 3, 1, 1, bias=bias)]
+
+        dec = []  # D_F: ReLU -> x2 upsampling conv -> norm (tanh on the last)
         for i in range(depth):
             c_in = 2 * widths[i] + (widths[i] if i < depth - 1 else 0)
             if i == 0:
-                dec.append(nn.Sequential(nn.ReLU(), nn.ConvTranspose2d(c_in, cfg.out_ch, 4, 2, 1), nn.Tanh()))
+                dec.append(nn.Sequential(nn.ReLU(), *up(c_in, cfg.out_ch, True), nn.Tanh()))
             else:
                 c_out = widths[i - 1]
-                dec.append(nn.Sequential(
-                    nn.ReLU(),
-                    nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=cfg.norm == "none"),
-                    make_norm(cfg.norm, c_out),
-                ))
+                dec.append(nn.Sequential(nn.ReLU(), *up(c_in, c_out, cfg.norm == "none"), make_norm(cfg.norm, c_out)))
         self.dec = nn.ModuleList(dec)
         init_weights(self, cfg.init_gain)
 

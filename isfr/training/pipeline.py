@@ -140,13 +140,12 @@ def val_dataset(preset: Preset, data_root: str | None = None, split: str = "val"
     buckets; ``images`` overrides the count, ``"all"`` takes every image of the split)."""
     s = preset.schedule
     n = images if images is not None else (s.val_images if split == "val" else s.test_images)
-    if n == "all":
-        n = None
-    elif isinstance(n, str):
+    whole = n == "all"
+    if isinstance(n, str) and not whole:
         raise ValueError(f"images must be a count, None or 'all', got {n!r}")
-    cfg = dataclasses.replace(data_config(preset, data_root), limit=n)
+    cfg = dataclasses.replace(data_config(preset, data_root), limit=None if whole else n)
     written = figures_dir(preset.name) / "manifests" / f"manifest_{split}.csv"  # notebook 01's record
-    if cfg.manifest is None and written.is_file():
+    if cfg.manifest is None and written.is_file() and not whole:  # it holds the preset's image count only
         cfg = dataclasses.replace(cfg, manifest=str(written))
     return build_from_config(cfg, split)
 

@@ -371,3 +371,28 @@ def test_csv_log_grows_columns_and_truncates_on_resume(tmp_path: Path) -> None:
     assert [(r["step"], r["a"], r["b"]) for r in read_csv(path)] == [("1", "1.5", ""), ("2", "2.5", "3"), ("3", "4.5", None)]
     _CsvLog(path, keep_upto=1).write({"step": 2, "a": 9, "b": 9})
     assert [(r["step"], r["a"], r["b"]) for r in read_csv(path)] == [("1", "1.5", ""), ("2", "9", "9")]
+
+
+def test_a_run_trained_by_another_process_is_refused(tmp_path: Path) -> None:
+    import fcntl
+    import subprocess
+    import sys
+    import time
+
+    run = tmp_path / "run"
+    lock = tmp_path / ".run.lock"
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import fcntl, sys, time; f = open(sys.argv[1], 'a'); fcntl.flock(f, fcntl.LOCK_EX); "
+        "print('held', flush=True); time.sleep(30)"), str(lock)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(RuntimeError, match="another process"):
+            fit(ToyStage(), ToyData(), toy_cfg(), run, config=ToyConfig())
+        assert not (run / "checkpoints").exists()  # nothing written
+    finally:
+        holder.kill()
+        holder.wait()
+    time.sleep(0.1)
+    assert fit(ToyStage(), ToyData(), toy_cfg(), run, config=ToyConfig()).finished  # free again
+    with open(lock, "a") as f:  # and released after the run
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -18,7 +18,7 @@ import math
 import shutil
 import time
 import warnings
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Literal, Mapping, Protocol, runtime_checkable
@@ -576,6 +576,32 @@ def fit(
     if not isinstance(stage, Stage):
         raise TypeError(f"{type(stage).__name__} is not a Stage: it needs name, modules(), optimizers(), train_step()")
     run_dir = Path(run_dir)
+    with _run_lock(run_dir) if D.dist_info().is_main else nullcontext():
+        return _fit(stage, data, cfg, run_dir, val_batches, config, preset, overwrite, collate_fn)
+
+
+@contextmanager
+def _run_lock(run_dir: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``run_dir`` (``.<name>.lock`` beside it) while a process trains it:
+    two processes on one run would interleave its log and overwrite each other's checkpoints."""
+    import fcntl
+
+    run_dir.parent.mkdir(parents=True, exist_ok=True)
+    path = run_dir.parent / f".{run_dir.name}.lock"
+    with open(path, "a") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RuntimeError(f"{run_dir} is being trained by another process (lock {path}): wait for it to "
+                               "finish or stop it; never train one run from two processes") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _fit(stage: Stage, data: Any, cfg: TrainLoopConfig, run_dir: Path, val_batches: ValBatches | None,
+         config: Any, preset: str | None, overwrite: bool, collate_fn: Callable[[list[Any]], Any] | None) -> FitResult:
     run = _Run(stage, cfg, run_dir, config, preset)
     info = run.info
     if info.is_main:

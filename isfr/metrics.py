@@ -197,8 +197,7 @@ class DlibIdentity:
 
     def reference_descriptor(self, gt_u8: np.ndarray) -> np.ndarray | None:
         """:meth:`descriptor` of a ground truth, cached by content (a cached failure counts again)."""
-        key = hashlib.blake2b(np.ascontiguousarray(gt_u8).tobytes(), digest_size=16,
-                              person=str(gt_u8.shape).encode()[:16]).digest()
+        key = hashlib.blake2b(repr(gt_u8.shape).encode() + np.ascontiguousarray(gt_u8).tobytes(), digest_size=16).digest()
         if key in self._cache:
             self._cache.move_to_end(key)
             d = self._cache[key]

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .checkpoint_utils import check_state_dict, load_torch_file
-from .psp import IRSE50_URL, irse_trunk
+from .psp import IRSE50_WHERE, irse_trunk
 
 ARCFACE_FILE = "model_ir_se50.pth"
 
@@ -36,8 +36,7 @@ class ArcFace(nn.Module):
 
 def load_arcface(path: str | Path) -> ArcFace:
     """:class:`ArcFace` with ``model_ir_se50.pth`` loaded (strict), frozen, in eval mode."""
-    sd = load_torch_file(path, f"Download 'IR-SE50 Model' ({ARCFACE_FILE}) from {IRSE50_URL} (pSp README, "
-                               "auxiliary models) and pass its path (PSPLossConfig.arcface_path).")
+    sd = load_torch_file(path, f"{IRSE50_WHERE} and pass its path (PSPLossConfig.arcface_path).")
     sd = {k.removeprefix("module."): v for k, v in sd.items()}
     net = ArcFace()
     check_state_dict(net, sd, str(path), f"expected TreB1eN's IR-SE-50 ArcFace ({ARCFACE_FILE}, as pSp ships it)")

@@ -25,6 +25,7 @@ from isfr.models.stylegan2 import EqualLinear, Generator  # pSp reuses StyleGAN2
 
 PSP_FFHQ_ENCODE_URL = "https://drive.google.com/file/d/1bMTNWkh5LArlaWSc_wa8VKyq2V42T2z0/view"
 IRSE50_URL = "https://drive.google.com/file/d/1KW7bjndL3QG3sxBbZxreGHigcCCpsDgn/view"
+IRSE50_WHERE = f"Download 'IR-SE50 Model' (model_ir_se50.pth) from {IRSE50_URL} (pSp README, auxiliary models)"
 
 # Units per stage of the IR(-SE) ResNets; stage c has (64, 128, 256, 512)[c] channels and its
 # first unit has stride 2 (InsightFace / TreB1eN layout, as used by pSp).
@@ -286,8 +287,7 @@ def load_irse50_backbone(encoder: GradualStyleEncoder, path: str | Path) -> list
     """
     sd = load_torch_file(
         path,
-        f"Download 'IR-SE50 Model' (model_ir_se50.pth) from {IRSE50_URL} (pSp README, auxiliary models) "
-        "and save it as weights/model_ir_se50.pth, or pass its path.",
+        f"{IRSE50_WHERE} and save it as weights/model_ir_se50.pth, or pass its path.",
     )
     sd = {k.removeprefix("module."): v for k, v in sd.items()}
     parts = {n: {k[len(n) + 1 :]: v for k, v in sd.items() if k.startswith(n + ".")} for n in ("input_layer", "body")}

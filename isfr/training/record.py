@@ -2,7 +2,7 @@
 
 Read from what :func:`isfr.training.loop.fit` leaves in ``runs/<preset>/<run>/`` (``config.json``,
 ``done.json``, ``train_log.csv``, ``val_log.csv``), so it can be written after the fact, e.g. by
-notebook 06 beside the tables the checkpoints produced (``figures/<preset>/training_record.*``).
+notebook 05 (the notebook that trains last) (``figures/<preset>/training_record.*``).
 """
 from __future__ import annotations
 

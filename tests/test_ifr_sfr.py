@@ -116,6 +116,26 @@ def test_sfr_resize_conv_decoder_has_no_transposed_convs_and_trains():
         SFRGenerator(ngf=4, img_size=64, upsample="pixelshuffle")  # type: ignore[arg-type]
 
 
+
+def test_sfr_full_res_stems_feed_the_head_and_follow_eq1_weighting():
+    torch.manual_seed(0)
+    f = SFRGenerator(ngf=4, img_size=64, full_res=True).eval()
+    img, mask = _batch(64)
+    out = f(img * (1 - mask), img.flip(-1), mask)
+    assert out.shape == (2, 3, 64, 64) and out.abs().max() <= 1
+    (out * torch.randn_like(out)).sum().backward()
+    _assert_all_grads(f, "SFR full_res")
+    assert {"stem_i.0.weight", "stem_c.0.weight", "head.1.weight"} <= set(f.state_dict())
+    # the head reads Concat(h, w * stem_I, stem_C): scaling stem_I's output by w is the eq.-1 weighting
+    seen = {}
+    f.head.register_forward_hook(lambda m, i, o: seen.setdefault("x", i[0]))
+    with torch.no_grad():
+        f(img * (1 - mask), img.flip(-1), mask)
+        stem_i = f.stem_i(torch.cat([img * (1 - mask), mask], 1))
+    w = eq1_weight(mask, "paper")
+    assert torch.allclose(seen["x"][:, 4:8], stem_i * w)
+    assert not SFRGenerator(ngf=4, img_size=64).state_dict().keys() & {"stem_i.0.weight", "head.1.weight"}
+
 def test_discriminator_gradients_reach_every_parameter():
     torch.manual_seed(0)
     d = PatchDiscriminator(ndf=4, img_size=64)

@@ -73,6 +73,9 @@ class SFRConfig:
     init_gain: float = 0.02  # our choice (LGNet): 'normal' init, std 0.02
     upsample: Literal["transposed", "resize_conv"] = "transposed"  # our choice (LGNet): 4x4 stride-2 transposed
     # convs; "resize_conv" = nearest x2 then 3x3 conv (no checkerboard pattern; Odena et al. 2016)
+    full_res: bool = False  # ours: False = LGNet Unet256 (nothing at full resolution: level 0 is already
+    # stride 2); True adds a 3x3 conv stem at full resolution to E_I and E_C, passed as one more eq.-1 skip
+    # (weighted like level 0) to a 3x3 conv head after the last upsampling, as Ronneberger's U-Net does
 
 
 def _encoder(c_in: int, widths: list[int], norm: Norm) -> nn.ModuleList:
@@ -118,8 +121,13 @@ class SFRGenerator(nn.Module):
         self.weighted = self._resolve_levels(cfg.weighted_levels, depth)
         widths = [cfg.ngf * min(2**i, cfg.max_mult) for i in range(depth)]
         self.widths = widths
-        self.enc_i = _encoder(cfg.img_ch + int(cfg.ei_mask), widths, cfg.norm)  # E_I
-        self.enc_c = _encoder(cfg.img_ch + int(cfg.ec_mask), widths, cfg.norm)  # E_C
+        c_i, c_c = cfg.img_ch + int(cfg.ei_mask), cfg.img_ch + int(cfg.ec_mask)
+        if cfg.full_res:  # full-resolution stems: 3x3 conv -> LeakyReLU(0.2), ngf channels
+            self.stem_i = nn.Sequential(nn.Conv2d(c_i, cfg.ngf, 3, 1, 1), nn.LeakyReLU(0.2))
+            self.stem_c = nn.Sequential(nn.Conv2d(c_c, cfg.ngf, 3, 1, 1), nn.LeakyReLU(0.2))
+            c_i = c_c = cfg.ngf
+        self.enc_i = _encoder(c_i, widths, cfg.norm)  # E_I
+        self.enc_c = _encoder(c_c, widths, cfg.norm)  # E_C
         if cfg.upsample not in ("transposed", "resize_conv"):
             raise ValueError(f"SFRGenerator: upsample must be 'transposed' or 'resize_conv', got {cfg.upsample!r}")
 
@@ -131,12 +139,17 @@ class SFRGenerator(nn.Module):
         dec = []  # D_F: ReLU -> x2 upsampling conv -> norm (tanh on the last)
         for i in range(depth):
             c_in = 2 * widths[i] + (widths[i] if i < depth - 1 else 0)
-            if i == 0:
+            if i == 0 and not cfg.full_res:
                 dec.append(nn.Sequential(nn.ReLU(), *up(c_in, cfg.out_ch, True), nn.Tanh()))
+            elif i == 0:  # to full resolution, then the head reads Concat(h, w * stem_I, stem_C)
+                dec.append(nn.Sequential(nn.ReLU(), *up(c_in, cfg.ngf, cfg.norm == "none"), make_norm(cfg.norm, cfg.ngf)))
             else:
                 c_out = widths[i - 1]
                 dec.append(nn.Sequential(nn.ReLU(), *up(c_in, c_out, cfg.norm == "none"), make_norm(cfg.norm, c_out)))
         self.dec = nn.ModuleList(dec)
+        if cfg.full_res:
+            self.head = nn.Sequential(nn.ReLU(), nn.Conv2d(3 * cfg.ngf, cfg.ngf, 3, 1, 1), nn.ReLU(),
+                                      nn.Conv2d(cfg.ngf, cfg.out_ch, 3, 1, 1), nn.Tanh())
         init_weights(self, cfg.init_gain)
 
     @staticmethod
@@ -167,6 +180,9 @@ class SFRGenerator(nn.Module):
         m = mask.to(i_in.dtype)
         a = torch.cat([i_in, m], 1) if cfg.ei_mask else i_in
         c = torch.cat([i_ifr, m], 1) if cfg.ec_mask else i_ifr
+        if cfg.full_res:
+            a, c = self.stem_i(a), self.stem_c(c)
+            stems = (a, c)
         feats_i, feats_c = [], []
         for e_i, e_c in zip(self.enc_i, self.enc_c):
             a, c = e_i(a), e_c(c)
@@ -178,4 +194,7 @@ class SFRGenerator(nn.Module):
             f_i = feats_i[i] * w if self.weighted[i] else feats_i[i]
             parts = [f_i, feats_c[i]] if h is None else [h, f_i, feats_c[i]]
             h = self.dec[i](torch.cat(parts, 1))
+        if cfg.full_res:
+            s_i = stems[0] * w if self.weighted[0] else stems[0]
+            h = self.head(torch.cat([h, s_i, stems[1]], 1))
         return h

@@ -31,6 +31,9 @@ Printed slips in section 3.4 and our reading (the one place this list is kept)
 8. Eq. 9 ("total variance") is total variation over neighbour pairs both inside ``R``, the hole
    dilated by one pixel (3x3 max-pool), summed and divided by the element count of ``I_out``.
 9. Eq. 10 writes ``L_per`` / ``L_sty`` for eqs. 7-8's ``L_perceptual`` / ``L_style``.
+10. Eqs. 6-10 read ``I_output``, the raw output, so the known pixels (pasted back before scoring)
+    also carry gradient. Default as printed; ``LossConfig.sfr_loss_on="composite"`` computes every
+    term on ``I_output * M + I_gt * (1 - M)`` instead (only the hole is learned).
 """
 
 from __future__ import annotations
@@ -60,6 +63,8 @@ class LossConfig:
     style_perceptual_weights: Literal["paper", "lgnet"] = "paper"  # "lgnet": perceptual 0.05, style 120
     gan_generator_form: Literal["non_saturating", "saturating"] = "non_saturating"  # eq. 4 (slip 3)
     masked_l1_norm: Literal["all", "hole"] = "all"  # eq. 2 normalisation
+    sfr_loss_on: Literal["output", "composite"] = "output"  # eqs. 6-10 read I_output as printed; "composite":
+    # out * M + I_gt * (1 - M), so only hole pixels carry gradient (what is scored; ours, an option)
 
     def __post_init__(self) -> None:
         if self.style_perceptual_weights not in ("paper", "lgnet"):
@@ -70,6 +75,8 @@ class LossConfig:
                              f"got {self.gan_generator_form!r}")
         if self.masked_l1_norm not in ("all", "hole"):
             raise ValueError(f"masked_l1_norm must be 'all' or 'hole', got {self.masked_l1_norm!r}")
+        if self.sfr_loss_on not in ("output", "composite"):
+            raise ValueError(f"sfr_loss_on must be 'output' or 'composite', got {self.sfr_loss_on!r}")
 
     @property
     def perceptual_weight(self) -> float:
@@ -213,6 +220,8 @@ def sfr_generator_loss(
     unweighted, detached ``rec, perceptual, style, tv, adv``.
     """
     cfg = cfg or LossConfig()
+    if cfg.sfr_loss_on == "composite":
+        out = out * mask + gt * (1 - mask)
     f_out = vgg(out)
     with torch.no_grad():
         f_gt = vgg(gt)

@@ -212,6 +212,22 @@ def test_sfr_total_is_weighted_sum(weights):
     assert total.item() == pytest.approx(expected.item(), rel=1e-5)
 
 
+def test_sfr_loss_on_composite_ignores_known_pixels():
+    torch.manual_seed(2)
+    out, gt = torch.randn(2, 3, 8, 8, requires_grad=True), torch.randn(2, 3, 8, 8)
+    mask = (torch.rand(2, 1, 8, 8) > 0.5).float()
+    cfg = L.LossConfig(sfr_loss_on="composite")
+    total, t = L.sfr_generator_loss(out, gt, mask, _RecordingD(), _stub_vgg, cfg)
+    assert t["rec"].item() == pytest.approx(((out - gt).abs() * mask).mean().item(), rel=1e-6)
+    total.backward()
+    assert out.grad[(mask == 0).expand_as(out)].abs().max() == 0  # known pixels are pasted: no gradient
+    assert out.grad[(mask == 1).expand_as(out)].abs().max() > 0
+    _, printed = L.sfr_generator_loss(out, gt, mask, _RecordingD(), _stub_vgg, L.LossConfig())
+    assert printed["rec"].item() == pytest.approx((out - gt).abs().mean().item(), rel=1e-6)
+    with pytest.raises(ValueError, match="sfr_loss_on"):
+        L.LossConfig(sfr_loss_on="hole")
+
+
 @pytest.mark.parametrize("fill", [0.0, 1.0])
 @pytest.mark.parametrize("norm", ["all", "hole"])
 def test_totals_finite_for_all_valid_and_all_hole(fill, norm):

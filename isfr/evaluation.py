@@ -355,7 +355,7 @@ def _col(metric: str, rng: str, who: str) -> str:
 def _compare(
     paper: Mapping[str, Mapping[str, Mapping[str, float]]], table_name: str, measured: pd.DataFrame | None,
     methods: Mapping[str, str | Sequence[str]], metrics: Sequence[str], ci: float, n_boot: int, seed: int,
-    protocol: str | None, flags: Mapping[str, str],
+    protocol: str | None, flags: Mapping[str, str], paper_only_rows: bool = True,
 ) -> pd.DataFrame:
     summ = _as_summary(measured, ci, n_boot, seed) if measured is not None else None
     ranges = P.RANGES
@@ -386,7 +386,7 @@ def _compare(
         for k in hits:
             used.add(k.method)
             rows.append({"paper method": pm, **measured_row(k.method, bool(k.composite), k.source), **paper_vals})
-        if not hits:
+        if not hits and paper_only_rows:
             rows.append({"paper method": pm, "method": pm, "composited": "", "source": P.REPORTED, **paper_vals})
     for k in keys:
         if k.method not in used:  # measured methods the paper does not have (e.g. classical floors)
@@ -424,7 +424,7 @@ _TABLE1_FLAGS = {"ISFRNet": "PSNR 40-60 is 13.31 dB as printed; Table 2 and the 
 def table1(
     measured: pd.DataFrame | None = None, methods: Mapping[str, str | Sequence[str]] | None = None, *,
     ci: float = 0.95, n_boot: int = 1000, seed: int = 0, protocol: str | None = None,
-    correct_typos: bool = False,
+    correct_typos: bool = False, paper_only_rows: bool = True,
 ) -> pd.DataFrame:
     """Table 1 (ablation, PSNR / SSIM at 20-40% and 40-60%) beside our measurements.
 
@@ -435,6 +435,7 @@ def table1(
     (mean; ``_lo`` / ``_hi`` = CI), ``n 20-40``, ..., ``source`` (of the row's ``(ours)`` values;
     rows only the paper has say :data:`isfr.paper_numbers.REPORTED`). ``attrs["footer"]`` holds the
     provenance lines and the protocol. ``correct_typos`` replaces 13.31 by Table 2's 23.31 (flagged).
+    ``paper_only_rows=False`` leaves out the paper's rows that nothing measured maps to.
     """
     paper = {k: {r: dict(v) for r, v in d.items()} for k, d in P.TABLE1.items()}
     flags = dict(_TABLE1_FLAGS)
@@ -442,7 +443,7 @@ def table1(
         paper["ISFRNet"]["40-60"]["psnr"] = P.TABLE2["ISFRNet"]["40-60"]["psnr"]
         flags = {"ISFRNet": "PSNR 40-60 printed as 13.31 dB, shown here as Table 2's 23.31 dB (correct_typos=True)."}
     return _compare(paper, "Table 1", measured, methods or {}, ("psnr", "ssim"), ci, n_boot, seed,
-                    protocol, flags)
+                    protocol, flags, paper_only_rows)
 
 
 def table2(

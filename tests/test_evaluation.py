@@ -239,6 +239,10 @@ def test_table1_flags_typo_and_accepts_summary():
     assert fixed.loc[fixed["paper method"] == "ISFRNet", "PSNR 40-60 (paper)"].iloc[0] == 23.31
     assert P.TABLE1["ISFRNet"]["40-60"]["psnr"] == 13.31  # the data itself is untouched
     assert not any("LPIPS" in c for c in t.columns)
+    assert set(t["method"]) >= {"pSp+IFR", "pSp+SFR"}  # the paper's rows stay, measured or not
+    mine = E.table1(summ, {"ISFRNet": "full"}, paper_only_rows=False)
+    assert P.REPORTED not in set(mine["source"]) and "full" in set(mine["method"])
+    assert mine.loc[mine["method"] == "full", "PSNR 40-60 (paper)"].iloc[0] == 13.31
 
 
 def test_to_markdown_shape_and_ci_cells():

@@ -41,6 +41,7 @@ class ScheduleConfig:
     psp_batch_size: int = 8  # ours
     ifr_steps: int = 300_000  # ours (the paper gives no step count)
     sfr_steps: int = 300_000  # ours
+    sfr_lr_decay: tuple[int, float] | None = None  # ours: (step, factor): SFR and D2 at lr x factor from that step
     ablation_ifr_steps: int | None = None  # ours: steps of every Table 1 row; None = the main schedule
     ablation_sfr_steps: int | None = None  # ours
     amp: Literal["none", "bf16", "fp16"] = "fp16"  # ours: CUDA AMP on the GPU; bf16 autocast on the CPU

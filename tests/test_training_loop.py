@@ -172,6 +172,22 @@ def test_resume_in_slices_matches_uninterrupted_run(tmp_path: Path, reference: T
     assert [(r["step"], r["loss_g"]) for r in rows] == [(r["step"], r["loss_g"]) for r in ref_rows]
 
 
+def test_lr_decay_steps_down_and_survives_resume(tmp_path: Path) -> None:
+    cfg = dict(lr_decay=(6, 0.1), log_every=1)
+    whole = ToyStage()
+    fit(whole, ToyData(), toy_cfg(**cfg), tmp_path / "whole", config=ToyConfig())
+    lrs = [(int(r["step"]), float(r["lr_g"]), float(r["lr_d"])) for r in read_csv(tmp_path / "whole" / "train_log.csv")]
+    assert lrs == [(s, 1e-3 if s < 6 else pytest.approx(1e-4), 1e-3 if s < 6 else pytest.approx(1e-4))
+                   for s in range(1, 11)]
+    first = ToyStage()  # stop after the decay started: the optimizer state saved holds the decayed lr
+    fit(first, ToyData(), toy_cfg(max_steps_this_call=7, **cfg), tmp_path / "sliced", config=ToyConfig())
+    second = ToyStage()
+    fit(second, ToyData(), toy_cfg(**cfg), tmp_path / "sliced", config=ToyConfig())
+    assert first.history + second.history == whole.history
+    with pytest.raises(ValueError, match="lr_decay"):
+        toy_cfg(lr_decay=(0, 0.1))
+
+
 def test_resume_after_kill_and_csv_has_no_duplicates(tmp_path: Path, reference: ToyStage) -> None:
     with pytest.raises(Killed):
         fit(ToyStage(crash_at=7), ToyData(), toy_cfg(), tmp_path, config=ToyConfig())

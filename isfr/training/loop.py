@@ -84,6 +84,8 @@ class TrainLoopConfig:
     tensorboard: bool = True  # also log to <run_dir>/tb when the tensorboard package is installed
     deterministic: bool = False  # torch.use_deterministic_algorithms
     find_unused_parameters: bool = True  # DDP option; True is safe for GAN steps that freeze D
+    lr_decay: tuple[int, float] | None = None  # (step, factor): from that step on every optimiser runs at the
+    # stage's lr x factor (a step decay; set again at every step, so a resumed run follows it too)
 
     def __post_init__(self) -> None:
         for name in ("total_steps", "batch_size", "log_every", "ckpt_every", "keep_last"):
@@ -95,6 +97,10 @@ class TrainLoopConfig:
             raise ValueError(f"TrainLoopConfig.amp must be 'none', 'bf16' or 'fp16', got {self.amp!r}")
         if self.max_steps_this_call is not None and self.max_steps_this_call < 1:
             raise ValueError("TrainLoopConfig.max_steps_this_call must be >= 1 or None")
+        if self.lr_decay is not None:
+            at, factor = self.lr_decay
+            if at < 1 or not factor > 0:
+                raise ValueError(f"TrainLoopConfig.lr_decay must be (step >= 1, factor > 0), got {self.lr_decay!r}")
 
 
 @dataclass
@@ -399,6 +405,7 @@ class _Run:
         self.device = _device(cfg, self.info)
         self.modules = stage.modules()
         self.optimizers = stage.optimizers()
+        self.base_lr = {k: [g["lr"] for g in o.param_groups] for k, o in self.optimizers.items()}  # before resume
         for m in self.modules.values():
             m.to(self.device)
         self.scalers = (
@@ -415,6 +422,12 @@ class _Run:
         self.last_ckpt: Path | None = None
         self.last_val: dict[str, float] = {}
         self.sampler: StepBatchSampler | None = None
+
+    def set_lr(self, factor: float) -> None:
+        """Every optimiser's lr = the stage's own lr (at construction) x ``factor``."""
+        for k, o in self.optimizers.items():
+            for g, lr in zip(o.param_groups, self.base_lr[k]):
+                g["lr"] = lr * factor
 
     # -- checkpoint state
     def restore(self, ckpt: dict[str, Any]) -> None:
@@ -697,6 +710,8 @@ def _train(run: _Run, batches: Iterator[Any], start: int, stop: int, val_batches
             except StopIteration:
                 raise RuntimeError(f"data ran out before step {step}") from None
             ctx.step = step
+            if cfg.lr_decay is not None:
+                run.set_lr(cfg.lr_decay[1] if step >= cfg.lr_decay[0] else 1.0)
             out = stage.train_step(_to_device(batch, run.device), ctx)
             now = time.monotonic()
             flags = [float(cfg.time_budget_s is not None and now - t0 > cfg.time_budget_s),

@@ -289,6 +289,7 @@ def train_sfr(preset: Preset, variant: Variant | str = "full", data_root: str | 
         config["trained_on"] = {"ifr_step": int(ifr["step"])}  # checked by trained_model
     s = p.schedule
     stage = SFRStage(model, PatchDiscriminator(p.disc), _vgg(p), p.loss, lr=s.lr, betas=s.betas)
+    loop_kw = {"lr_decay": s.sfr_lr_decay, **loop_kw}
     return fit(stage, build_from_config(data_config(p, data_root), "train"),
                loop_config(p, runs["sfr"][1], s.batch_size, **loop_kw), run_dir(preset, runs["sfr"][0]),
                val_batches=val_batches(p, data_root), config=config, preset=preset.name, overwrite=force)

@@ -54,7 +54,7 @@ def git_commit(repo_dir: str | Path | None = None) -> str:
 
     ``repo_dir`` defaults to the folder holding this package; that answer is read once per process,
     so a long run records the code it started with, not the edits made while it ran. Untracked files
-    do not count as dirty.
+    and changes under the top-level ``figures/`` (outputs the notebooks rewrite) do not count as dirty.
     """
     if repo_dir is None:
         if not _OWN_COMMIT:
@@ -71,7 +71,7 @@ def _read_commit(cwd: Path) -> str:
         if head.returncode != 0:
             return "unknown"
         status = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", ":/", ":(top,exclude)figures"],
             cwd=cwd, capture_output=True, text=True, timeout=10,
         )
     except (OSError, subprocess.SubprocessError):

@@ -122,6 +122,28 @@ def test_git_commit_is_a_hash_or_unknown(tmp_path: Path) -> None:
     assert commit == "unknown" or all(c in "0123456789abcdef" for c in commit.removesuffix("-dirty"))
 
 
+def test_git_commit_dirty_ignores_figures_outputs(tmp_path: Path) -> None:
+    import shutil
+    import subprocess
+
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    run = lambda *a: subprocess.run(["git", *a], cwd=tmp_path, check=True, capture_output=True)  # noqa: E731
+    run("init", "-q")
+    (tmp_path / "figures").mkdir()
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "figures" / "t.md").write_text("a\n")
+    (tmp_path / "pkg" / "m.py").write_text("x = 1\n")
+    run("add", "-A")
+    run("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init")
+    clean = git_commit(tmp_path / "pkg")
+    assert clean and not clean.endswith("-dirty")
+    (tmp_path / "figures" / "t.md").write_text("b\n")  # a regenerated output
+    assert git_commit(tmp_path / "pkg") == clean
+    (tmp_path / "pkg" / "m.py").write_text("x = 2\n")  # code
+    assert git_commit(tmp_path / "pkg") == clean + "-dirty"
+
+
 # --------------------------------------------------------------------------- loading errors
 
 

@@ -90,7 +90,8 @@ def _small() -> Preset:
         sfr=SFRConfig(ngf=32, img_size=r),
         disc=DiscriminatorConfig(ndf=32, img_size=r),
         schedule=ScheduleConfig(
-            batch_size=16, stylegan_steps=3_000, psp_steps=1_500, ifr_steps=3_000, sfr_steps=8_000,
+            batch_size=16, stylegan_steps=3_000, psp_steps=1_500, ifr_steps=3_000, sfr_steps=15_000,
+            sfr_lr_decay=(13_000, 0.1),
             ablation_ifr_steps=1_500, ablation_sfr_steps=1_500,
             amp="bf16", log_every=25, ckpt_every=250, val_every=500, val_images=40, test_images=None, num_workers=0,
         ),

@@ -10,7 +10,7 @@ from isfr.training import pipeline as T
 
 STEPS = {"schedule.stylegan_steps": 2, "schedule.psp_steps": 2, "schedule.ifr_steps": 2, "schedule.sfr_steps": 2,
          "schedule.ckpt_every": 1, "schedule.val_every": 1, "schedule.val_images": 1, "schedule.log_every": 1,
-         "data.limit": 8, "data.synthetic_train": 8, "data.synthetic_eval": 2}
+         "data.limit": 8, "data.synthetic_train": 8, "data.synthetic_eval": 2, "schedule.sfr_lr_decay": (2, 0.1)}
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +37,16 @@ def test_every_stage_runs_to_its_step_count(trained):
         assert (T.run_dir(P, name) / "train_log.csv").exists()
     for name in ("psp", "ifr", "sfr"):  # best checkpoint chosen on val PSNR
         assert results[name].best_score is not None and 0 < results[name].best_score < 100
+
+
+def test_sfr_lr_decay_reaches_the_sfr_loop_only(trained):
+    import pandas as pd
+
+    P, _, _, _ = trained
+    sfr = pd.read_csv(T.run_dir(P, "sfr") / "train_log.csv")
+    assert list(sfr["lr_g"]) == pytest.approx([P.schedule.lr, P.schedule.lr * 0.1])
+    assert list(sfr["lr_d"]) == pytest.approx([P.schedule.lr, P.schedule.lr * 0.1])
+    assert (pd.read_csv(T.run_dir(P, "ifr") / "train_log.csv")["lr_g"] == P.schedule.lr).all()
 
 
 def test_later_stages_leave_stage_one_frozen(trained):

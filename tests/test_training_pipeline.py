@@ -210,3 +210,21 @@ def test_seed_replicates_retrain_with_each_seed_on_the_same_pairs(trained):
     spread = seed_spread(reps)
     row = spread[spread["bucket"] == "all"].iloc[0]
     assert row["n_seeds"] == 2 and row["psnr_std"] > 0
+
+
+def test_steps_text_names_the_kept_checkpoint(tmp_path, monkeypatch):
+    import json
+
+    monkeypatch.setenv("ISFR_RUNS_DIR", str(tmp_path))
+    P = get_preset("small")
+    s = P.schedule
+    plain = (f"StyleGAN2 {s.stylegan_steps} + pSp {s.psp_steps} steps + IFR {s.ifr_steps} + SFR {s.sfr_steps} "
+             f"steps (batch {s.batch_size})")
+    assert T.steps_text(P) == plain  # nothing trained yet: the schedule only
+    d = T.run_dir(P, "sfr")
+    d.mkdir(parents=True)
+    (d / "done.json").write_text(json.dumps({"best": {"step": s.sfr_steps - 500}, "best_checkpoint": "best.pt"}))
+    assert T.steps_text(P) == plain + f", val-best checkpoints SFR {s.sfr_steps - 500}"
+    assert "val-best" not in T.steps_text(P, upto="ifr")
+    (d / "done.json").write_text(json.dumps({"best": {"step": s.sfr_steps}, "best_checkpoint": "best.pt"}))
+    assert T.steps_text(P) == plain  # the last checkpoint is the kept one

@@ -400,9 +400,22 @@ def steps_text(preset: Preset, variant: Variant | str = "full", budget: Budget =
     provenance lines, e.g. ``"StyleGAN2 3000 + pSp 1500 steps + IFR 3000 + SFR 8000 steps (batch 16)"``."""
     v, runs, s = _variant(variant), stage_runs(preset, variant, budget), preset.schedule
     stage1 = "pretrained pSp" if uses_pretrained_stage1(preset) else f"StyleGAN2 {s.stylegan_steps} + pSp {s.psp_steps} steps"
-    parts = [f"IFR {runs['ifr'][1]}"] if v.use_ifr and upto in ("ifr", "sfr") else []
-    parts += [f"SFR {runs['sfr'][1]}"] if v.use_sfr and upto == "sfr" else []
-    return stage1 + (f" + {' + '.join(parts)} steps" if parts else "") + f" (batch {s.batch_size})"
+    used = [k for k, on in (("ifr", v.use_ifr and upto in ("ifr", "sfr")), ("sfr", v.use_sfr and upto == "sfr")) if on]
+    parts = [f"{k.upper()} {runs[k][1]}" for k in used]
+    kept = [f"{k.upper()} {b}" for k in used if (b := _kept_step(preset, runs[k][0])) not in (None, runs[k][1])]
+    return (stage1 + (f" + {' + '.join(parts)} steps" if parts else "") + f" (batch {s.batch_size})"
+            + (f", val-best checkpoints {', '.join(kept)}" if kept else ""))
+
+
+def _kept_step(preset: Preset, run: str) -> int | None:
+    """Step of the checkpoint a finished run keeps (its best on val), from its ``done.json``; None if unknown."""
+    import json
+
+    try:
+        done = json.loads((run_dir(preset, run) / "done.json").read_text())
+        return int(done["best"]["step"]) if done.get("best_checkpoint") else None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def evaluate_variant(preset: Preset, variant: Variant | str, dataset: Any, *, name: str | None = None,

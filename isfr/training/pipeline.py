@@ -409,13 +409,11 @@ def steps_text(preset: Preset, variant: Variant | str = "full", budget: Budget =
 
 def _kept_step(preset: Preset, run: str) -> int | None:
     """Step of the checkpoint a finished run keeps (its best on val), from its ``done.json``; None if unknown."""
-    import json
+    from .loop import _read_done
 
-    try:
-        done = json.loads((run_dir(preset, run) / "done.json").read_text())
-        return int(done["best"]["step"]) if done.get("best_checkpoint") else None
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+    done = _read_done(run_dir(preset, run)) or {}
+    best = done.get("best") if done.get("best_checkpoint") else None
+    return int(best["step"]) if isinstance(best, dict) and "step" in best else None
 
 
 def evaluate_variant(preset: Preset, variant: Variant | str, dataset: Any, *, name: str | None = None,

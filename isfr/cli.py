@@ -1,4 +1,4 @@
-"""Command line: ``isfr reproduce``, ``isfr inpaint``, ``isfr evaluate``, ``isfr train``."""
+"""Command line: ``isfr reproduce``, ``isfr train``, ``isfr export``, ``isfr inpaint``, ``isfr evaluate``."""
 from __future__ import annotations
 
 import argparse
@@ -23,10 +23,27 @@ def _train(args: argparse.Namespace) -> int:
 
     preset = get_preset(args.preset, seed=args.seed, **parse_overrides(args.set))
     kw = {"time_budget_s": args.time_budget_min * 60} if args.time_budget_min else {}
-    for name, r in train_all(preset, args.variants, args.data_root, main=not args.ablations_only,
-                             progress=not args.no_progress, **kw):
+    results = train_all(preset, args.variants, args.data_root, main=not args.ablations_only,
+                        progress=not args.no_progress, **kw)
+    for name, r in results:
         print(f"{name}: " + ("skipped (pretrained)" if r is None else f"{r.step}/{r.total_steps} steps, {r.stop_reason}"),
               flush=True)
+    if args.ablations_only or not all(r is None or r.finished for _, r in results):
+        return 0
+    return _export(args)
+
+
+def _export(args: argparse.Namespace) -> int:
+    from .config import get_preset, parse_overrides
+    from .training.pipeline import export_pipeline
+
+    preset = get_preset(args.preset, seed=args.seed, **parse_overrides(args.set))
+    try:
+        path = export_pipeline(preset, "full", getattr(args, "output", None), data_root=args.data_root)
+    except FileNotFoundError as err:
+        print(f"isfr export: error: {err}", file=sys.stderr)
+        return 1
+    print(f"exported the full model: {path}")
     return 0
 
 
@@ -89,6 +106,13 @@ def main(argv: list[str] | None = None) -> int:
                    help="skip the main model: run the Table 1 variants beside a main-model process (one per core)")
     t.add_argument("--no-progress", action="store_true")
     t.set_defaults(func=_train)
+    x = sub.add_parser("export", help="write a trained preset's full model to one file for `isfr inpaint`")
+    x.add_argument("--preset", default="smoke", choices=PRESETS)
+    x.add_argument("--data-root", default=None, help="the data it was trained on (default: $ISFR_DATA_ROOT, else synthetic)")
+    x.add_argument("--seed", type=int, default=0)
+    x.add_argument("--set", action="append", metavar="FIELD=VALUE", help="the overrides it was trained with")
+    x.add_argument("-o", "--output", default=None, help="file to write (default: runs/<preset>/<data>/isfrnet_full<key>.pt)")
+    x.set_defaults(func=_export)
     i = sub.add_parser("inpaint", help="fill the holes of a photo (or a folder of photos) with a trained ISFRNet")
     i.add_argument("image", help="photo, or a folder of photos")
     i.add_argument("--mask", required=True,

@@ -16,6 +16,7 @@ import torch
 
 __all__ = [
     "seed_everything",
+    "seeded",
     "git_commit",
     "atomic_open",
     "atomic_write_bytes",
@@ -44,6 +45,15 @@ def seed_everything(seed: int, deterministic: bool = False) -> None:
         torch.use_deterministic_algorithms(True)
         torch.backends.cudnn.deterministic = True
         torch.backends.cudnn.benchmark = False
+
+
+@contextlib.contextmanager
+def seeded(seed: int) -> Iterator[None]:
+    """Run the block on torch's CPU RNG seeded with ``seed``, then restore the state it had: weights
+    initialised inside are the same in every fresh process (same seed, same run)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
 
 
 _OWN_COMMIT: list[str] = []

@@ -17,6 +17,16 @@ def _real_data_root() -> Path | None:
     return cand if (cand / "celeba").is_dir() and (cand / "nvidia_irregular_masks").is_dir() else None
 
 
+@pytest.fixture(scope="session", autouse=True)
+def hermetic_outputs(tmp_path_factory):
+    """Every folder the suite writes is a temporary one: runs, figures (manifests included) and the mask cache."""
+    mp = pytest.MonkeyPatch()
+    for var, name in (("ISFR_RUNS_DIR", "runs"), ("ISFR_FIGURES_DIR", "figures"), ("ISFR_CACHE", "cache")):
+        mp.setenv(var, str(tmp_path_factory.mktemp(name)))
+    yield
+    mp.undo()
+
+
 @pytest.fixture(scope="session")
 def data_root() -> Path:
     """Folder holding celeba/ and nvidia_irregular_masks/ (skips when absent)."""

@@ -125,8 +125,10 @@ def test_ablation_budget_shares_runs_only_when_the_schedules_agree():
 
 def test_customised_presets_get_their_own_run_folders(tmp_path, monkeypatch):
     monkeypatch.setenv("ISFR_RUNS_DIR", str(tmp_path))
+    monkeypatch.delenv("ISFR_DATA_ROOT", raising=False)
     base = T.run_dir(get_preset("small"), "sfr")
-    assert base == tmp_path / "small" / "sfr"
+    assert base.name == "sfr" and base.parent.parent == tmp_path / "small"
+    assert base.parent.name.startswith("synthetic-")  # the data's identity is the folder above every run
     assert T.run_dir(get_preset("small", **{"schedule.sfr_steps": 99}), "sfr") == base  # extending a run
     other = {T.run_dir(get_preset("small", seed=1), "sfr"), T.run_dir(get_preset("small", **{"loss.lambda6_tv": 0.2}), "sfr")}
     assert base not in other and len(other) == 2
@@ -228,3 +230,70 @@ def test_steps_text_names_the_kept_checkpoint(tmp_path, monkeypatch):
     assert "val-best" not in T.steps_text(P, upto="ifr")
     (d / "done.json").write_text(json.dumps({"best": {"step": s.sfr_steps}, "best_checkpoint": "best.pt"}))
     assert T.steps_text(P) == plain  # the last checkpoint is the kept one
+
+
+# ------------------------------------------------------------------ runs know their data, same seed same run
+
+
+def _log_rows(path):
+    """A train log without its wall-clock columns (time, seconds): what two identical runs share."""
+    import pandas as pd
+
+    df = pd.read_csv(path)
+    return df.drop(columns=[c for c in df.columns if c in ("time", "sec_per_step", "elapsed_s", "wall")])
+
+
+def test_two_fresh_runs_with_the_same_seed_write_identical_logs(trained, tmp_path, monkeypatch):
+    P, _, _, _ = trained
+    first = {n: _log_rows(T.run_dir(P, n) / "train_log.csv") for n in ("stylegan", "psp", "ifr", "sfr")}
+    monkeypatch.setenv("ISFR_RUNS_DIR", str(tmp_path))
+    T.train_stylegan(P, progress=False), T.train_psp(P, progress=False)
+    T.train_ifr(P, progress=False), T.train_sfr(P, progress=False)
+    for name, rows in first.items():
+        again = _log_rows(T.run_dir(P, name) / "train_log.csv")
+        assert again.equals(rows), f"{name}: a second fresh run with seed {P.seed} logged other losses"
+
+
+def _face_folder(path, n=6):
+    from PIL import Image
+
+    path.mkdir()
+    for i in range(n):
+        Image.new("RGB", (40, 48), (40 * i, 100, 200 - 30 * i)).save(path / f"face{i}.png")
+    return path
+
+
+def test_a_run_of_other_data_is_never_reused(trained, tmp_path):
+    P, _, _, _ = trained
+    folder = _face_folder(tmp_path / "faces")
+    synthetic, other = T.run_dir(P, "stylegan"), T.run_dir(T.with_data_root(P, folder), "stylegan")
+    assert synthetic != other and other.parent.name.startswith("folder-")
+    with pytest.raises(FileNotFoundError, match="folder-"):  # stage 1 of the folder data was never trained
+        T.train_psp(P, str(folder), progress=False)
+    assert not other.exists()
+
+
+def test_an_upstream_checkpoint_of_other_data_is_refused(trained, tmp_path):
+    import shutil
+
+    P, _, _, _ = trained
+    Q = T.with_data_root(P, _face_folder(tmp_path / "faces"))
+    shutil.copytree(T.run_dir(P, "psp"), T.run_dir(Q, "psp"))  # moved by hand into the other data's folder
+    with pytest.raises(ValueError, match="synthetic-.*folder-|trained on data synthetic"):
+        T.load_stage1(T.build_model(Q), Q)
+
+
+def test_run_records_and_the_export_carry_the_data_identity(trained, tmp_path):
+    import json
+
+    from isfr.inpaint import checkpoint_info
+
+    P, _, _, _ = trained
+    tag = T.data_tag(P)
+    for name in ("stylegan", "psp", "ifr", "sfr"):
+        stored = json.loads((T.run_dir(P, name) / "config.json").read_text())["config"]["data_identity"]
+        assert stored["tag"] == tag and stored["kind"] == "synthetic"
+    path = T.export_pipeline(P)
+    assert path == T.export_path(P) and tag in str(path)
+    assert checkpoint_info(path)["data_identity"]["tag"] == tag
+    assert tag in T.provenance(P, __import__("isfr.data", fromlist=["x"]).resolve_data_root("synthetic"))

@@ -37,6 +37,7 @@ from .build import DataConfig, build_dataset, build_from_config, build_images
 from .celeba import CelebA, read_identities, read_partition
 from .datasets import InpaintingEvalDataset, InpaintingTrainDataset
 from .folder import ImageFolder, list_images
+from .identity import DataIdentity, data_identity
 from .images import image_to_tensor, load_rgb, load_square, tensor_to_image, to_square
 from .manifest import load_manifest_mask, make_manifest, manifest_hash, read_manifest, write_manifest
 from .masks import NvidiaMasks, load_mask
@@ -52,6 +53,7 @@ __all__ = [
     "DataConfig", "build_dataset", "build_from_config", "build_images",
     "CelebA", "read_identities", "read_partition",
     "InpaintingEvalDataset", "InpaintingTrainDataset",
+    "DataIdentity", "data_identity",
     "ImageFolder", "list_images",
     "image_to_tensor", "load_rgb", "load_square", "tensor_to_image", "to_square",
     "load_manifest_mask", "make_manifest", "manifest_hash", "read_manifest", "write_manifest",

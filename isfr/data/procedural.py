@@ -20,6 +20,7 @@ from .buckets import count_range, in_bucket
 
 PREFIX = "procedural"
 MAX_SHAPES = 80
+GENERATOR_VERSION = 1  # bump when the masks a (bucket, resolution, seed) draws change: it enters run identities
 
 
 def procedural_name(bucket: str, seed: int) -> str:

@@ -7,8 +7,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from isfr.utils import atomic_write_json
+
 from .buckets import BUCKETS, PAPER_RANGES, bucket_of, in_bucket
 from .build import DataConfig, build_images
+from .identity import data_identity
 from .manifest import make_manifest, write_manifest
 from .masks import NvidiaMasks
 from .procedural import procedural_mask
@@ -50,9 +53,10 @@ def bucket_table(ratios: np.ndarray) -> pd.DataFrame:
 
 def write_manifests(cfg: DataConfig, root: DataRoot, out_dir: Path, limits: dict[str, int | None],
                     masks: NvidiaMasks | None = None) -> pd.DataFrame:
-    """Write ``manifest_<split>.csv`` (one mask per bucket per image) for each split in ``limits``;
-    returns split, pairs and sha256 per file."""
+    """Write ``manifest_<split>.csv`` (one mask per bucket per image) for each split in ``limits``, and
+    ``data_identity.json`` naming the data they were drawn from; returns split, pairs and sha256 per file."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(data_identity(cfg).as_dict(), out_dir / "data_identity.json")  # whose pairs these are
     rows = []
     for split, limit in limits.items():
         images = build_images(dataclasses.replace(cfg, limit=limit), split, root)

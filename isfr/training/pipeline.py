@@ -20,11 +20,12 @@ from torch.utils.data import DataLoader
 
 from isfr.backbones import VGG16_FILE, hub_checkpoint_path, load_vgg16_features
 from isfr.config import Preset, get_preset
-from isfr.data import build_from_config
+from isfr.data import build_from_config, data_identity
 from isfr.models.discriminators import PatchDiscriminator
 from isfr.models.isfrnet import ISFRNet, ISFRNetConfig
 from isfr.models.stylegan2 import Discriminator
 from isfr.paths import REPO_ROOT, figures_dir, runs_dir
+from isfr.utils import seeded
 
 from .checkpoint import read_checkpoint
 from .loop import FitResult, TrainLoopConfig, fit
@@ -122,8 +123,10 @@ def provenance(preset: Preset, root: Any = None, steps: int | str | None = None)
     from isfr.evaluation import provenance as measured_here
 
     data = getattr(root, "kind", None)
+    if data is not None:
+        data = data_tag(preset if getattr(root, "path", None) is None else with_data_root(preset, root.path))
     flags = []
-    if data == "synthetic":
+    if getattr(root, "kind", None) == "synthetic":
         flags.append("synthetic faces: not a result")
     if preset.allow_random_vgg and not hub_checkpoint_path(VGG16_FILE).exists():
         flags.append("random VGG features")
@@ -135,6 +138,20 @@ def data_config(preset: Preset, data_root: str | None = None):
     return dataclasses.replace(preset.data, root=data_root or preset.data.root, seed=preset.seed)
 
 
+def with_data_root(preset: Preset, data_root: Any = None) -> Preset:
+    """``preset`` reading ``data_root`` (``preset.data.root`` stays when None): every run folder, export
+    and provenance line of the returned preset then knows its data (:func:`data_tag`)."""
+    if not data_root:
+        return preset
+    return dataclasses.replace(preset, data=dataclasses.replace(preset.data, root=str(data_root)))
+
+
+def data_tag(preset: Preset) -> str:
+    """``<kind>-<fingerprint>`` of the data the preset reads (:func:`isfr.data.data_identity`; the root is
+    ``preset.data.root``, else ``$ISFR_DATA_ROOT``, else synthetic faces)."""
+    return data_identity(data_config(preset)).tag
+
+
 def val_dataset(preset: Preset, data_root: str | None = None, split: str = "val", images: int | str | None = None):
     """Fixed (image, mask) pairs of a split's manifest (``val_images`` / ``test_images`` images x 6
     buckets; ``images`` overrides the count, ``"all"`` takes every image of the split)."""
@@ -144,10 +161,24 @@ def val_dataset(preset: Preset, data_root: str | None = None, split: str = "val"
     if isinstance(n, str) and not whole:
         raise ValueError(f"images must be a count, None or 'all', got {n!r}")
     cfg = dataclasses.replace(data_config(preset, data_root), limit=None if whole else n)
-    written = figures_dir(preset.name) / "manifests" / f"manifest_{split}.csv"  # notebook 01's record
+    written = manifest_path(preset, split, data_root)  # notebook 01's record of this data
     if cfg.manifest is None and written.is_file() and not whole:  # it holds the preset's image count only
         cfg = dataclasses.replace(cfg, manifest=str(written))
     return build_from_config(cfg, split)
+
+
+def manifest_path(preset: Preset, split: str, data_root: str | None = None) -> Path:
+    """``figures/<preset>/manifests/manifest_<split>.csv`` for the data the committed figures come from; a
+    manifest of other data has its :func:`data_tag` in its name, so no run validates on another source's pairs."""
+    folder = figures_dir(preset.name) / "manifests"
+    tag = data_tag(with_data_root(preset, data_root))
+    committed = folder / f"manifest_{split}.csv"
+    if committed.is_file() and (folder / "data_identity.json").is_file():
+        import json
+
+        if json.loads((folder / "data_identity.json").read_text()).get("tag") == tag:
+            return committed
+    return folder / f"manifest_{split}_{tag}.csv"
 
 
 def val_batches(preset: Preset, data_root: str | None = None, split: str = "val", images: int | None = None) -> list[dict]:
@@ -169,24 +200,37 @@ def run_key(preset: Preset) -> str:
     import hashlib
     import json
 
-    changed = {k: v for k, v in _preset_overrides(preset).items() if not k.startswith("schedule.")}
+    changed = {k: v for k, v in _preset_overrides(preset).items()
+               if not k.startswith("schedule.") and k != "data.root"}  # the data is the folder above (data_tag)
     if not changed:
         return ""
     return "@" + hashlib.sha256(json.dumps(changed, sort_keys=True, default=str).encode()).hexdigest()[:8]
 
 
 def run_dir(preset: Preset, run: str) -> Path:
-    """``runs/<preset>/<run>``, or ``runs/<preset>/<run>@<hash>`` for a customised preset (:func:`run_key`)."""
-    return runs_dir(preset.name) / (run + run_key(preset))
+    """``runs/<preset>/<data tag>/<run>``, or ``.../<run>@<hash>`` for a customised preset (:func:`run_key`):
+    a run of other data (:func:`data_tag`) or of other settings is never found, hence never reused."""
+    return runs_dir(preset.name) / data_tag(preset) / (run + run_key(preset))
+
+
+def run_config(preset: Preset, **extra: Any) -> dict[str, Any]:
+    """What a run's ``config.json`` and checkpoints record: the preset and the data's identity."""
+    return {**preset.to_dict(), "data_identity": data_identity(data_config(preset)).as_dict(), **extra}
 
 
 def _best(preset: Preset, run: str) -> dict:
     folder = run_dir(preset, run) / "checkpoints"
     path = folder / "best.pt" if (folder / "best.pt").exists() else folder / "last.pt"
     if not path.exists():
-        raise FileNotFoundError(f"no checkpoint for run {run!r} of preset {preset.name!r} in {folder}; "
-                                f"train it first (notebook 02-04 or isfr.training.pipeline.train_{run.split('_')[0]})")
-    return read_checkpoint(path)
+        raise FileNotFoundError(f"no checkpoint for run {run!r} of preset {preset.name!r} on data {data_tag(preset)} "
+                                f"in {folder}; train it first (`isfr train --preset {preset.name}` with the same "
+                                f"data root, or notebooks 02-04)")
+    ckpt = read_checkpoint(path)
+    stored = ((ckpt.get("config") or {}).get("data_identity") or {}).get("tag")
+    if stored is not None and stored != data_tag(preset):
+        raise ValueError(f"{path} was trained on data {stored}, but this run reads {data_tag(preset)}: "
+                         "train the upstream stage on the same data (same --data-root)")
+    return ckpt
 
 
 def _vgg(preset: Preset):
@@ -203,23 +247,31 @@ def uses_pretrained_stage1(preset: Preset) -> bool:
 def build_model(preset: Preset, variant: Variant | str = "full") -> ISFRNet:
     """An untrained pipeline of the preset's widths (stage 1 from the pSp file when configured)."""
     v = _variant(variant)
-    return ISFRNet(ISFRNetConfig.from_preset(variant_preset(preset, v), use_ifr=v.use_ifr, use_sfr=v.use_sfr),
-                   root=REPO_ROOT)
+    with seeded(preset.seed):  # same seed, same initial weights, in every process
+        return ISFRNet(ISFRNetConfig.from_preset(variant_preset(preset, v), use_ifr=v.use_ifr, use_sfr=v.use_sfr),
+                       root=REPO_ROOT)
+
+
+def _disc(p: Preset) -> PatchDiscriminator:
+    with seeded(p.seed + 1):
+        return PatchDiscriminator(p.disc)
 
 
 def train_stylegan(preset: Preset, data_root: str | None = None, force: bool = False, **loop_kw: Any) -> FitResult | None:
     """Stage 1a (ours, CPU presets only): a small StyleGAN2 generator on the train split."""
     if uses_pretrained_stage1(preset):
         return None
+    preset = with_data_root(preset, data_root)
     model = build_model(preset)
     g = model.stage1.decoder
-    d = Discriminator(preset.stylegan.size, preset.stylegan.channel_multiplier, channel_max=preset.stylegan.channel_max)
+    with seeded(preset.seed + 1):
+        d = Discriminator(preset.stylegan.size, preset.stylegan.channel_multiplier, channel_max=preset.stylegan.channel_max)
     stage = StyleGANStage(g, d, lr=preset.schedule.stylegan_lr)
     s = preset.schedule
     cfg = loop_config(preset, s.stylegan_steps, s.stylegan_batch_size, **loop_kw)
     cfg = dataclasses.replace(cfg, val_every=None)
-    return fit(stage, build_from_config(data_config(preset, data_root), "train"), cfg, run_dir(preset, "stylegan"),
-               config=preset.to_dict(), preset=preset.name, overwrite=force)
+    return fit(stage, build_from_config(data_config(preset), "train"), cfg, run_dir(preset, "stylegan"),
+               config=run_config(preset), preset=preset.name, overwrite=force)
 
 
 def generator_samples(preset: Preset, n: int = 8, seed: int = 0) -> torch.Tensor:
@@ -244,6 +296,7 @@ def train_psp(preset: Preset, data_root: str | None = None, force: bool = False,
     """Stage 1b: the pSp encoder on masked faces, generator frozen (skipped for a frozen pretrained pSp)."""
     if uses_pretrained_stage1(preset) and not preset.psp.finetune:
         return None
+    preset = with_data_root(preset, data_root)
     model = build_model(preset)
     if not uses_pretrained_stage1(preset):
         g = model.stage1.decoder
@@ -253,9 +306,9 @@ def train_psp(preset: Preset, data_root: str | None = None, force: bool = False,
             model.stage1.latent_avg.copy_(g.mean_latent(4096, generator=gen).expand_as(model.stage1.latent_avg))
     s = preset.schedule
     stage = PSPStage(model, _vgg(preset), lr=s.lr, betas=s.betas, loss_cfg=preset.psp_loss)
-    return fit(stage, build_from_config(data_config(preset, data_root), "train"),
+    return fit(stage, build_from_config(data_config(preset), "train"),
                loop_config(preset, s.psp_steps, s.psp_batch_size, **loop_kw), run_dir(preset, "psp"),
-               val_batches=val_batches(preset, data_root), config=preset.to_dict(), preset=preset.name, overwrite=force)
+               val_batches=val_batches(preset), config=run_config(preset), preset=preset.name, overwrite=force)
 
 
 # ------------------------------------------------------------------------------ stages 2 and 3
@@ -265,34 +318,36 @@ def train_ifr(preset: Preset, variant: Variant | str = "full", data_root: str | 
               budget: Budget = "main", **loop_kw: Any) -> FitResult:
     """Stage 2: IFR + D1 with eq. 5, stage 1 frozen."""
     v = _variant(variant)
+    preset = with_data_root(preset, data_root)
     p = variant_preset(preset, v)
     run, steps = stage_runs(preset, v, budget)["ifr"]
     model = load_stage1(build_model(preset, dataclasses.replace(v, use_sfr=False, use_ifr=True)), preset)
     s = p.schedule
-    stage = IFRStage(model, PatchDiscriminator(p.disc), p.loss, lr=s.lr, betas=s.betas, mask_constraint=v.ifr_mask_constraint)
-    return fit(stage, build_from_config(data_config(p, data_root), "train"),
+    stage = IFRStage(model, _disc(p), p.loss, lr=s.lr, betas=s.betas, mask_constraint=v.ifr_mask_constraint)
+    return fit(stage, build_from_config(data_config(p), "train"),
                loop_config(p, steps, s.batch_size, **loop_kw), run_dir(preset, run),
-               val_batches=val_batches(p, data_root), config=p.to_dict(), preset=preset.name, overwrite=force)
+               val_batches=val_batches(p), config=run_config(p), preset=preset.name, overwrite=force)
 
 
 def train_sfr(preset: Preset, variant: Variant | str = "full", data_root: str | None = None, force: bool = False,
               budget: Budget = "main", **loop_kw: Any) -> FitResult:
     """Stage 3: SFR + D2 with eq. 10, stages 1 and 2 frozen (IFR absent for the pSp+SFR variant)."""
     v = _variant(variant)
+    preset = with_data_root(preset, data_root)
     p = variant_preset(preset, v)
     runs = stage_runs(preset, v, budget)
     model = load_stage1(build_model(preset, v), preset)
-    config = p.to_dict()
+    config = run_config(p)
     if v.use_ifr:
         ifr = _best(preset, runs["ifr"][0])
         model.ifr.load_state_dict(ifr["modules"]["ifr"])
         config["trained_on"] = {"ifr_step": int(ifr["step"])}  # checked by trained_model
     s = p.schedule
-    stage = SFRStage(model, PatchDiscriminator(p.disc), _vgg(p), p.loss, lr=s.lr, betas=s.betas)
+    stage = SFRStage(model, _disc(p), _vgg(p), p.loss, lr=s.lr, betas=s.betas)
     loop_kw = {"lr_decay": s.sfr_lr_decay, **loop_kw}
-    return fit(stage, build_from_config(data_config(p, data_root), "train"),
+    return fit(stage, build_from_config(data_config(p), "train"),
                loop_config(p, runs["sfr"][1], s.batch_size, **loop_kw), run_dir(preset, runs["sfr"][0]),
-               val_batches=val_batches(p, data_root), config=config, preset=preset.name, overwrite=force)
+               val_batches=val_batches(p), config=config, preset=preset.name, overwrite=force)
 
 
 def train_variant(preset: Preset, variant: Variant | str = "full", data_root: str | None = None, force: bool = False,
@@ -330,11 +385,21 @@ def trained_model(preset: Preset, variant: Variant | str = "full", upto: str = "
     return model.eval().to("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def export_pipeline(preset: Preset, variant: Variant | str = "full", path: str | Path | None = None) -> Path:
-    """Write the assembled pipeline to one file (``runs/<preset>/isfrnet_<variant>.pt``) for ``isfr inpaint``."""
-    v = _variant(variant)
-    path = Path(path) if path else runs_dir(preset.name) / f"isfrnet_{v.name}.pt"
-    trained_model(preset, v).save(path, preset=preset.name, variant=v.name, preset_config=preset.to_dict())
+def export_path(preset: Preset, variant: Variant | str = "full") -> Path:
+    """``runs/<preset>/<data tag>/isfrnet_<variant><run key>.pt``: a customised preset or other data never
+    overwrites the default's file."""
+    return runs_dir(preset.name) / data_tag(preset) / f"isfrnet_{_variant(variant).name}{run_key(preset)}.pt"
+
+
+def export_pipeline(preset: Preset, variant: Variant | str = "full", path: str | Path | None = None,
+                    data_root: str | None = None) -> Path:
+    """Write the assembled pipeline to one file (:func:`export_path` by default) for ``isfr inpaint``,
+    with the preset, the data's identity and the steps each stage ran (``schedule_done``)."""
+    v, preset = _variant(variant), with_data_root(preset, data_root)
+    path = Path(path) if path else export_path(preset, v)
+    trained_model(preset, v).save(path, preset=preset.name, variant=v.name, preset_config=preset.to_dict(),
+                                  data_identity=data_identity(data_config(preset)).as_dict(),
+                                  run_key=run_key(preset), steps=steps_text(preset, v))
     return path
 
 
@@ -344,6 +409,7 @@ def train_all(preset: Preset, variants: list[str] | None = None, data_root: str 
     e.g. for a second process on the other core), then the Table 1 variants at the ablation budget.
     Resumable: call again after a time-budget stop or a killed session."""
     done: list[tuple[str, FitResult | None]] = []
+    preset = with_data_root(preset, data_root)
     for name, fn in (("stylegan", train_stylegan), ("psp", train_psp)):
         r = fn(preset, data_root, **loop_kw)
         done.append((name, r))
@@ -367,7 +433,7 @@ def seed_replicates(preset: Preset, dataset: Any, seeds: list[int] | tuple[int, 
     :func:`isfr.evaluation.seed_spread`. Seeds already trained are loaded."""
     import pandas as pd
 
-    v = _variant(variant)
+    v, preset = _variant(variant), with_data_root(preset, data_root)
     seeds = list(preset.schedule.spread_seeds if seeds is None else seeds)
     rows = []
     for s in [preset.seed] + [s for s in seeds if s != preset.seed]:

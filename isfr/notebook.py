@@ -1,0 +1,39 @@
+"""The notebooks' shared set-up cell, as one function (notebooks 01-07 call :func:`setup`)."""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from isfr.config import Preset, get_preset
+from isfr.data import DataRoot, resolve_data_root
+from isfr.paths import figures_dir
+
+
+@dataclass
+class Setup:
+    """What every notebook's first code cell defines."""
+
+    P: Preset  # the preset, reading the notebook's data root (so run folders and exports know their data)
+    root: DataRoot
+    out: Path  # figures/<preset>/
+    note: str  # provenance line for figures and tables
+    loop_kw: dict[str, Any] = field(default_factory=dict)  # training-loop options (time budget)
+
+
+def setup(preset: str, data_root: str | None = "", seed: int = 0, overrides: dict | None = None,
+          time_budget_min: float = 0, steps: str | None = None) -> Setup:
+    """Preset ``preset`` with ``overrides`` and ``seed``, reading ``data_root`` (empty: ``$ISFR_DATA_ROOT``,
+    else synthetic faces); torch seeded; the provenance line names ``steps`` ("main": the main model's)."""
+    import torch
+
+    from isfr.training import pipeline as T
+
+    warnings.filterwarnings("ignore", message=".*synthetic.*")  # every output made from them says so
+    torch.manual_seed(seed)
+    P = T.with_data_root(get_preset(preset, seed=seed, **(overrides or {})), data_root or None)
+    root = resolve_data_root(P.data.root)
+    loop_kw = {"time_budget_s": time_budget_min * 60} if time_budget_min else {}
+    note = T.provenance(P, root, T.steps_text(P) if steps == "main" else steps)
+    return Setup(P, root, figures_dir(preset), note, loop_kw)

@@ -1,4 +1,4 @@
-"""Command line: ``isfr reproduce``, ``isfr train``, ``isfr export``, ``isfr inpaint``, ``isfr evaluate``."""
+"""Command line: ``isfr reproduce``, ``isfr train``, ``isfr export``, ``isfr ladder``, ``isfr inpaint``, ``isfr evaluate``."""
 from __future__ import annotations
 
 import argparse
@@ -44,6 +44,17 @@ def _export(args: argparse.Namespace) -> int:
         print(f"isfr export: error: {err}", file=sys.stderr)
         return 1
     print(f"exported the full model: {path}")
+    return 0
+
+
+def _ladder(args: argparse.Namespace) -> int:
+    from .ladder import ladder_preset, run_ladder, write_ladder
+
+    if args.table_only:
+        table = write_ladder(ladder_preset(args.data_root))
+    else:
+        table = run_ladder(args.rungs, args.data_root, progress=not args.no_progress)
+    print(f"{len(table)} rung(s) in figures/small/ladder.md")
     return 0
 
 
@@ -113,6 +124,12 @@ def main(argv: list[str] | None = None) -> int:
     x.add_argument("--set", action="append", metavar="FIELD=VALUE", help="the overrides it was trained with")
     x.add_argument("-o", "--output", default=None, help="file to write (default: runs/<preset>/<data>/isfrnet_full<key>.pt)")
     x.set_defaults(func=_export)
+    lad = sub.add_parser("ladder", help="the equal-compute ladder from a plain U-Net to ISFRNet (small preset, resumable)")
+    lad.add_argument("--rungs", nargs="*", default=None, help="rungs to train and score (default: all, see isfr.ladder)")
+    lad.add_argument("--data-root", default=None, help="dataset folder (default: $ISFR_DATA_ROOT, else synthetic faces)")
+    lad.add_argument("--table-only", action="store_true", help="only rewrite figures/small/ladder.* from finished rungs")
+    lad.add_argument("--no-progress", action="store_true")
+    lad.set_defaults(func=_ladder)
     i = sub.add_parser("inpaint", help="fill the holes of a photo (or a folder of photos) with a trained ISFRNet")
     i.add_argument("image", help="photo, or a folder of photos")
     i.add_argument("--mask", required=True,

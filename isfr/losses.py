@@ -38,6 +38,7 @@ Printed slips in section 3.4 and our reading (the one place this list is kept)
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Callable, Literal, Sequence
 
@@ -65,6 +66,8 @@ class LossConfig:
     masked_l1_norm: Literal["all", "hole"] = "all"  # eq. 2 normalisation
     sfr_loss_on: Literal["output", "composite"] = "output"  # eqs. 6-10 read I_output as printed; "composite":
     # out * M + I_gt * (1 - M), so only hole pixels carry gradient (what is scored; ours, an option)
+    vgg_precision: Literal["fp32", "autocast"] = "fp32"  # ours: eqs. 7-8's VGG features in fp32 even under
+    # bf16/fp16 autocast (Gram matrices of low-precision features are noise); "autocast": as the rest of the step
 
     def __post_init__(self) -> None:
         if self.style_perceptual_weights not in ("paper", "lgnet"):
@@ -77,6 +80,18 @@ class LossConfig:
             raise ValueError(f"masked_l1_norm must be 'all' or 'hole', got {self.masked_l1_norm!r}")
         if self.sfr_loss_on not in ("output", "composite"):
             raise ValueError(f"sfr_loss_on must be 'output' or 'composite', got {self.sfr_loss_on!r}")
+        if self.vgg_precision not in ("fp32", "autocast"):
+            raise ValueError(f"vgg_precision must be 'fp32' or 'autocast', got {self.vgg_precision!r}")
+
+    @property
+    def uses_vgg(self) -> bool:
+        """Whether eq. 10 needs VGG features (its perceptual or style term has a non-zero weight)."""
+        return self.perceptual_weight != 0 or self.style_weight != 0
+
+    @property
+    def uses_d2(self) -> bool:
+        """Whether eq. 10 has an adversarial term (D2 is trained only then)."""
+        return self.lambda7_adv != 0
 
     @property
     def perceptual_weight(self) -> float:
@@ -209,32 +224,43 @@ def sfr_generator_loss(
     out: Tensor,
     gt: Tensor,
     mask: Tensor,
-    d2: Discriminator,
-    vgg: FeatureExtractor,
+    d2: Discriminator | None,
+    vgg: FeatureExtractor | None,
     cfg: LossConfig | None = None,
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """Eq. 10: ``l3 L_rec + l4 L_per + l5 L_sty + l6 L_tv + l7 L_adv^{D2}`` (slip 4: D2).
 
     ``vgg``: e.g. :func:`isfr.backbones.load_vgg16_features` (say "random VGG features" in every
-    output when its ``random_features`` is True). Returns ``(total, terms)``; ``terms`` are the
-    unweighted, detached ``rec, perceptual, style, tv, adv``.
+    output when its ``random_features`` is True), run in fp32 unless ``cfg.vgg_precision="autocast"``.
+    A term whose weight is 0 is not computed (``vgg`` / ``d2`` may then be None). Returns
+    ``(total, terms)``; ``terms`` are the unweighted, detached terms computed, of
+    ``rec, perceptual, style, tv, adv``.
     """
     cfg = cfg or LossConfig()
     if cfg.sfr_loss_on == "composite":
         out = out * mask + gt * (1 - mask)
-    f_out = vgg(out)
-    with torch.no_grad():
-        f_gt = vgg(gt)
-    terms = {
-        "rec": l1_loss(out, gt),
-        "perceptual": perceptual_loss(f_out, f_gt),
-        "style": style_loss(f_out, f_gt),
-        "tv": tv_loss(out, mask),
-        "adv": generator_adversarial_loss(d_logits(d2, out), cfg.gan_generator_form),
-    }
-    total = (cfg.lambda3_rec * terms["rec"] + cfg.perceptual_weight * terms["perceptual"]
-             + cfg.style_weight * terms["style"] + cfg.lambda6_tv * terms["tv"]
-             + cfg.lambda7_adv * terms["adv"])
+    weights = {"rec": cfg.lambda3_rec, "perceptual": cfg.perceptual_weight, "style": cfg.style_weight,
+               "tv": cfg.lambda6_tv, "adv": cfg.lambda7_adv}
+    terms = {"rec": l1_loss(out, gt)}
+    if cfg.uses_vgg:
+        if vgg is None:
+            raise ValueError("sfr_generator_loss: the perceptual / style terms need vgg features")
+        low = cfg.vgg_precision == "autocast"
+        with nullcontext() if low else torch.autocast(out.device.type, enabled=False):
+            f_out = vgg(out if low else out.float())
+            with torch.no_grad():
+                f_gt = vgg(gt if low else gt.float())
+        if weights["perceptual"]:
+            terms["perceptual"] = perceptual_loss(f_out, f_gt)
+        if weights["style"]:
+            terms["style"] = style_loss(f_out, f_gt)
+    if weights["tv"]:
+        terms["tv"] = tv_loss(out, mask)
+    if cfg.uses_d2:
+        if d2 is None:
+            raise ValueError("sfr_generator_loss: lambda7_adv > 0 needs the discriminator d2")
+        terms["adv"] = generator_adversarial_loss(d_logits(d2, out), cfg.gan_generator_form)
+    total = torch.stack([weights[k] * v.float() for k, v in terms.items()]).sum()
     return total, {k: v.detach() for k, v in terms.items()}
 
 

@@ -17,7 +17,7 @@ import torch
 import torch.nn as nn
 from torch.nn.utils.parametrizations import spectral_norm
 
-from .ifr import check_image_mask, init_weights
+from .layers import check_image_mask, init_weights
 
 
 @dataclass

@@ -20,7 +20,7 @@ from typing import Literal, Union
 import torch
 import torch.nn as nn
 
-from .ifr import Norm, check_image_mask, init_weights, make_norm
+from .layers import Norm, check_image_mask, init_weights, make_norm
 
 Weighting = Literal["paper", "valid_fraction", "inverse_ratio", "none"]
 WeightedLevels = Union[Literal["all", "skips", "bottleneck"], tuple[int, ...]]

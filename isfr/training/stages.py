@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import functools
 
-from typing import Iterable, Mapping
+from typing import Iterable, Literal, Mapping
 
 import torch
 import torch.nn as nn
@@ -202,19 +202,24 @@ class PSPStage(_Validated):
 
 
 class _GANStage(_Validated):
-    """A generator judged by a patch discriminator; stage 1 (and IFR for SFR) frozen."""
+    """A generator judged by a patch discriminator (none when its loss has no adversarial term);
+    stage 1 (and IFR for SFR) frozen."""
 
     gen_key = ""
     d_key = ""
 
-    def __init__(self, model: ISFRNet, disc: nn.Module, loss_cfg: L.LossConfig, lr: float, betas):
+    def __init__(self, model: ISFRNet | None, disc: nn.Module | None, loss_cfg: L.LossConfig, lr: float, betas,
+                 generator: nn.Module | None = None):
         self.model, self.disc, self.loss_cfg = model, disc, loss_cfg
-        _freeze(model.stage1)
-        gen = getattr(model, self.gen_key)
-        self._opt = {"g": _adam(gen.parameters(), lr, betas), "d": _adam(disc.parameters(), lr, betas)}
+        self.gen = generator if generator is not None else getattr(model, self.gen_key)
+        if model is not None:
+            _freeze(model.stage1)
+        self._opt = {"g": _adam(self.gen.parameters(), lr, betas)}
+        if disc is not None:
+            self._opt["d"] = _adam(disc.parameters(), lr, betas)
 
     def modules(self) -> dict[str, nn.Module]:
-        return {self.gen_key: getattr(self.model, self.gen_key), self.d_key: self.disc}
+        return {self.gen_key: self.gen, **({self.d_key: self.disc} if self.disc is not None else {})}
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return self._opt
@@ -268,40 +273,61 @@ class IFRStage(_GANStage):
 
 
 class SFRStage(_GANStage):
-    """SFR + D2, eq. 10 (VGG-16 features for eqs. 7-8; say so when they are random)."""
+    """SFR + D2, eq. 10 (VGG-16 features for eqs. 7-8; say so when they are random).
+
+    Also trains any refinement generator with any subset of eq. 10's terms (the learned U-Net
+    baseline and the rungs of :mod:`isfr.ladder`): ``generator`` replaces ``model.sfr`` and is stored
+    under ``key``. ``guess`` is what its second encoder reads: ``"ifr"`` the IFR output composited
+    (the stage-1 output without IFR; the paper), ``"masked"`` I_I again, ``"none"`` nothing (a
+    one-encoder generator reading (I_I, M)); only ``"ifr"`` runs stages 1-2 (``model`` may be None
+    otherwise). D2 and VGG are used only when the loss weights them (``d2`` / ``vgg`` may be None).
+    """
 
     name, gen_key, d_key = "sfr", "sfr", "d2"
 
-    def __init__(self, model: ISFRNet, d2: nn.Module, vgg: nn.Module, loss_cfg: L.LossConfig | None = None,
-                 lr: float = 1e-4, betas=(0.9, 0.999)):
-        super().__init__(model, d2, loss_cfg or L.LossConfig(), lr, betas)
-        self.vgg = vgg
-        if model.ifr is not None:
+    def __init__(self, model: ISFRNet, d2: nn.Module | None, vgg: nn.Module | None, loss_cfg: L.LossConfig | None = None,
+                 lr: float = 1e-4, betas=(0.9, 0.999), generator: nn.Module | None = None, key: str = "sfr",
+                 guess: Literal["ifr", "masked", "none"] = "ifr"):
+        loss_cfg = loss_cfg or L.LossConfig()
+        self.name = self.gen_key = key
+        super().__init__(model, d2 if loss_cfg.uses_d2 else None, loss_cfg, lr, betas, generator)
+        if guess not in ("ifr", "masked", "none"):
+            raise ValueError(f"SFRStage: guess must be 'ifr', 'masked' or 'none', got {guess!r}")
+        if guess == "ifr" and model is None:
+            raise ValueError("SFRStage: guess='ifr' reads stages 1-2: pass the model holding them")
+        self.vgg, self.guess = (vgg if loss_cfg.uses_vgg else None), guess
+        if model is not None and model.ifr is not None:
             _freeze(model.ifr)
 
     def frozen(self) -> list[nn.Module]:
-        return [self.model.stage1, self.vgg] + ([self.model.ifr] if self.model.ifr is not None else [])
+        m = self.model
+        upstream = [m.stage1] + ([m.ifr] if m.ifr is not None else []) if self.guess == "ifr" else []
+        return upstream + ([self.vgg] if self.vgg is not None else [])
 
-    def _e_c_input(self, f: dict[str, Tensor], mask: Tensor) -> Tensor:
-        with torch.no_grad():  # stage 1 and IFR are frozen; fp32 outside autocast
-            return self.model.e_c_input(f["masked"], mask, f["i_c"])[0].float()
+    def _inputs(self, image: Tensor, mask: Tensor) -> tuple[Tensor, ...]:
+        """The generator's inputs: (I_I, [E_C's input,] M); E_C reads the IFR output (or the stage-1 output
+        without IFR), composited, computed in fp32 under no_grad (stages 1-2 are frozen)."""
+        if self.guess != "ifr":
+            masked = image * (1 - mask)
+            return (masked, mask) if self.guess == "none" else (masked, masked, mask)
+        f = self.frozen_inputs(image, mask)
+        with torch.no_grad():
+            e_c = self.model.e_c_input(f["masked"], mask, f["i_c"])[0].float()
+        return f["masked"], e_c, mask
 
     def predict(self, batch, ctx) -> Tensor:
-        image, mask = batch["image"], batch["mask"]
-        f = self.frozen_inputs(image, mask)  # fp32, as in train_step
-        e_c = self._e_c_input(f, mask)
+        inputs = self._inputs(batch["image"], batch["mask"])
         with ctx.autocast():
-            return ctx.nets["sfr"](f["masked"], e_c, mask)
+            return ctx.nets[self.gen_key](*inputs)
 
     def train_step(self, batch: Mapping[str, Tensor], ctx: StepContext) -> dict[str, Tensor]:
         self.to_device(ctx.device)
         image, mask = batch["image"].to(ctx.device), batch["mask"].to(ctx.device)
-        f = self.frozen_inputs(image, mask)
-        e_c = self._e_c_input(f, mask)
         with ctx.autocast():
-            out = ctx.nets["sfr"](f["masked"], e_c, mask)
-        d_loss = self.d_step(image, out, ctx)
+            out = ctx.nets[self.gen_key](*self._inputs(image, mask))
+        d_loss = self.d_step(image, out, ctx) if self.disc is not None else None
         with ctx.autocast():
-            loss, terms = L.sfr_generator_loss(out.float(), image, mask, ctx.nets["d2"], self.vgg, self.loss_cfg)
+            loss, terms = L.sfr_generator_loss(out.float(), image, mask, ctx.nets.get(self.d_key), self.vgg,
+                                               self.loss_cfg)
         ctx.backward(loss, self._opt["g"])
-        return {"loss": loss.detach(), "d2": d_loss, **terms}
+        return {"loss": loss.detach(), **({"d2": d_loss} if d_loss is not None else {}), **terms}

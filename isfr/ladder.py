@@ -1,0 +1,397 @@
+"""The equal-compute ladder (ours): from a plain U-Net to ISFRNet's SFR, one ingredient per rung.
+
+Every rung trains 3,000 steps at batch 16 from the same seed on the ``small`` preset's data, masks and
+precision (bf16 autocast), through the same loop as every stage (:func:`isfr.training.loop.fit`,
+:class:`isfr.training.stages.SFRStage` with a generator of the rung's choosing), keeps its val-best
+checkpoint (the 240 checkpoint-selection pairs), and is scored once on the whole val split (780 images
+x 6 buckets, composited, uint8). A rung names its parent (the rung it changes one thing of); the table
+gives each rung's PSNR / SSIM at 20-40 % and 40-60 %, the paired difference against its parent and
+against ``inpaint_biharmonic`` with a 95 % bootstrap CI, and its CPU-hours (one process at one torch
+thread; upstream stages included where the rung reads the IFR output). Three seeds of the base rung
+measure seed noise.
+
+Run it with ``isfr ladder`` (resumable: finished rungs are loaded; ``--rungs`` picks some), which
+writes ``figures/small/ladder.{md,csv,png}`` and each rung's logs and per-image scores under
+``figures/small/ladder_runs/<rung>/`` (never its checkpoints).
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import torch
+
+from isfr.config import Preset, get_preset
+from isfr.losses import LossConfig
+from isfr.models.sfr import SFRConfig, SFRGenerator
+from isfr.models.unet import UNet, UNetConfig
+from isfr.utils import seeded
+
+STEPS = 3_000
+LR_DECAY = (2_500, 0.1)  # every rung: lr x 0.1 for its last 500 steps
+#: eq. 10 with only its reconstruction term (eq. 6, L1 on the whole image): the base rung's loss
+L1_ONLY = {"lambda4_perceptual": 0.0, "lambda5_style": 0.0, "lambda6_tv": 0.0, "lambda7_adv": 0.0}
+
+
+@dataclass(frozen=True)
+class Rung:
+    """One ladder rung: a generator, what its second encoder reads, a loss, a learning rate."""
+
+    name: str
+    change: str  # the one ingredient it changes of its parent, in words
+    parent: str | None = None
+    generator: Literal["unet", "sfr"] = "unet"
+    unet: dict = field(default_factory=dict)  # UNetConfig overrides (img_size from the preset)
+    sfr: dict = field(default_factory=dict)  # SFRConfig overrides of the preset's SFR (generator="sfr")
+    loss: dict = field(default_factory=lambda: dict(L1_ONLY))  # LossConfig fields
+    guess: Literal["none", "masked", "ifr"] = "none"  # E_C's input: none (one encoder), I_I again, IFR output
+    lr: float = 1e-3
+    seed: int = 0
+
+    def key(self) -> str:
+        """Hash of everything that decides the run (its folder name carries it)."""
+        spec = {k: v for k, v in dataclasses.asdict(self).items() if k not in ("name", "change", "parent")}
+        return hashlib.sha256(json.dumps([spec, STEPS, LR_DECAY], sort_keys=True).encode()).hexdigest()[:8]
+
+
+def _r(name: str, change: str, parent: str | None, base: Rung | None = None, **kw: Any) -> Rung:
+    if base is None:
+        return Rung(name, change, parent, **kw)
+    merged = {k: ({**getattr(base, k), **kw.pop(k)} if k in ("unet", "sfr", "loss") and k in kw else getattr(base, k))
+              for k in ("unet", "sfr", "loss")}
+    return dataclasses.replace(base, name=name, change=change, parent=parent, **merged, **kw)
+
+
+_BASE = Rung("unet", "plain U-Net (ngf 24, 3.2 M params), L1 on the whole image, Adam 1e-3")
+_TWO = _r("2enc", "a second encoder E_C (reading I_I again), skips Concat(F_I, F_C) as eq. 1, no weighting",
+          "unet", _BASE, unet={"encoders": 2}, guess="masked")
+_IFR = _r("2enc_ifr", "E_C reads the IFR output (composited), as in the paper", "2enc", _TWO, guess="ifr")
+_LGNET = _r("sfr_layout", "LGNet's Unet256 layout (the SFR generator: 4x4 stride-2 convs, nothing at full "
+            "resolution), no norm, no weighting", "2enc_ifr", _IFR, generator="sfr",
+            sfr={"norm": "none", "weighting": "none", "full_res": False})
+#: paper-side loss of the small preset: eq. 10 as printed
+_EQ10 = {f.name: f.default for f in dataclasses.fields(LossConfig) if f.name.startswith("lambda")}
+
+RUNGS: dict[str, Rung] = {r.name: r for r in (
+    _BASE,
+    _r("unet_seed1", "seed 1 (seed noise)", "unet", _BASE, seed=1),
+    _r("unet_seed2", "seed 2 (seed noise)", "unet", _BASE, seed=2),
+    _r("lr_1e-4", "Adam lr 1e-4 (section 4.1's value, given for batch 1)", "unet", _BASE, lr=1e-4),
+    _r("batchnorm", "BatchNorm after every conv (LGNet's norm)", "unet", _BASE, unet={"norm": "batch"}),
+    _r("+perceptual", "eq. 7 at weight 120 (eq. 10 as printed; rec at 50), random VGG features, in fp32",
+       "unet", _BASE, loss={"lambda3_rec": 50.0, "lambda4_perceptual": 120.0}),
+    _r("+perceptual_bf16", "the same, VGG features under bf16 autocast (the old small preset)", "+perceptual",
+       _BASE, loss={"lambda3_rec": 50.0, "lambda4_perceptual": 120.0, "vgg_precision": "autocast"}),
+    _r("+style", "eq. 8 at weight 0.05 (as printed; rec at 50), random VGG, fp32", "unet", _BASE,
+       loss={"lambda3_rec": 50.0, "lambda5_style": 0.05}),
+    _r("+style_lgnet", "eq. 8 at weight 120 (LGNet's / PConv's; rec at 50), random VGG, fp32", "unet", _BASE,
+       loss={"lambda3_rec": 50.0, "lambda5_style": 120.0}),
+    _r("+tv", "eq. 9 at weight 0.1 (rec at 50)", "unet", _BASE, loss={"lambda3_rec": 50.0, "lambda6_tv": 0.1}),
+    _r("+adv", "eq. 10's adversarial term with D2 at weight 1 (rec at 50)", "unet", _BASE,
+       loss={"lambda3_rec": 50.0, "lambda7_adv": 1.0}),
+    _TWO,
+    _IFR,
+    _r("w_paper", "eq. 1 literal, w = 1/N_M on E_I's features", "2enc_ifr", _IFR, unet={"weighting": "paper"}),
+    _r("w_inverse_ratio", "eq. 1 read as w = r_min / max(N_M/N, r_min)", "2enc_ifr", _IFR,
+       unet={"weighting": "inverse_ratio"}),
+    _r("w_valid_fraction", "eq. 1 read as w = 1 - N_M/N", "2enc_ifr", _IFR, unet={"weighting": "valid_fraction"}),
+    _LGNET,
+    _r("sfr_layout_fullres", "plus full-resolution 3x3 stems and head (SFRConfig.full_res)", "sfr_layout",
+       _LGNET, sfr={"full_res": True}),
+    _r("isfrnet_sfr", "the small preset's SFR before this ladder: BatchNorm, eq. 1 literal, eq. 10 as printed "
+       "(random VGG, bf16), D2, lr 1e-4", "sfr_layout", _LGNET, sfr={"norm": "batch", "weighting": "paper"},
+       loss={**_EQ10, "vgg_precision": "autocast"}, lr=1e-4),
+)}
+
+
+# ------------------------------------------------------------------------------ training
+
+
+def ladder_preset(data_root: str | None = None) -> Preset:
+    """The ``small`` preset the ladder reads (its data, masks, precision and upstream stages)."""
+    from isfr.training import pipeline as T
+
+    return T.with_data_root(get_preset("small"), data_root)
+
+
+def rung_dir(P: Preset, rung: Rung) -> Path:
+    from isfr.paths import runs_dir
+    from isfr.training.pipeline import data_tag
+
+    return runs_dir(P.name) / data_tag(P) / "ladder" / f"{rung.name}@{rung.key()}"
+
+
+def build_generator(P: Preset, rung: Rung) -> torch.nn.Module:
+    with seeded(rung.seed):
+        if rung.generator == "unet":
+            return UNet(UNetConfig(ngf=24, img_size=P.data.resolution, **rung.unet))
+        return SFRGenerator(dataclasses.replace(P.sfr, **rung.sfr))
+
+
+def _upstream(P: Preset, rung: Rung):
+    """The frozen stages 1-2 a rung's E_C reads (None when it reads no upstream output)."""
+    from isfr.training import pipeline as T
+
+    return T.trained_model(P, "full", upto="ifr").cpu() if rung.guess == "ifr" else None
+
+
+def _stage(P: Preset, rung: Rung, gen: torch.nn.Module, upstream):
+    from isfr.backbones import load_vgg16_features
+    from isfr.models.discriminators import PatchDiscriminator
+    from isfr.training.stages import SFRStage
+
+    loss = LossConfig(**rung.loss)
+    vgg = load_vgg16_features("imagenet", allow_random=P.allow_random_vgg, seed=P.seed) if loss.uses_vgg else None
+    with seeded(rung.seed + 1):
+        d2 = PatchDiscriminator(P.disc) if loss.uses_d2 else None
+    return SFRStage(upstream, d2, vgg, loss, lr=rung.lr, betas=P.schedule.betas, generator=gen, key="gen",
+                    guess=rung.guess)
+
+
+def train_rung(P: Preset, rung: Rung, **loop_kw: Any):
+    """Train (or load, when finished) one rung; returns (FitResult, generator, upstream model)."""
+    from isfr.data import build_from_config
+    from isfr.training import pipeline as T
+    from isfr.training.loop import fit
+
+    upstream = _upstream(P, rung)
+    gen = build_generator(P, rung)
+    stage = _stage(P, rung, gen, upstream)
+    cfg = T.loop_config(dataclasses.replace(P, seed=rung.seed), STEPS, P.schedule.batch_size, lr_decay=LR_DECAY,
+                        **loop_kw)
+    config = T.run_config(P, rung=dataclasses.asdict(rung), rung_key=rung.key())
+    res = fit(stage, build_from_config(T.data_config(P), "train"), cfg, rung_dir(P, rung),
+              val_batches=T.val_batches(P), config=config, preset=P.name)
+    if res.best_checkpoint is not None:  # score the val-best checkpoint, as every stage does
+        from isfr.training.checkpoint import read_checkpoint
+
+        gen.load_state_dict(read_checkpoint(res.best_checkpoint)["modules"]["gen"])
+    return res, gen.eval(), upstream
+
+
+def rung_method(gen: torch.nn.Module, rung: Rung, upstream=None):
+    """The rung's generator as an :mod:`isfr.baselines` method ``(image, mask) -> out``."""
+
+    @torch.no_grad()
+    def method(image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        masked = image * (1 - mask)
+        with torch.autocast("cpu", dtype=torch.bfloat16):  # the precision it was trained at
+            if rung.guess == "none":
+                out = gen(masked, mask)
+            elif rung.guess == "masked":
+                out = gen(masked, masked, mask)
+            else:
+                i_c = upstream.run_stage1(masked, mask).float()
+                e_c = upstream.e_c_input(masked, mask, i_c)[0].float()
+                out = gen(masked, e_c, mask)
+        return out.float().clamp(-1, 1)
+
+    return method
+
+
+def score_rung(P: Preset, rung: Rung, gen, upstream) -> pd.DataFrame:
+    """Per-image scores on the whole val split (cached beside the run as ``val_scores.csv.gz``)."""
+    from isfr.evaluation import evaluate, read_csv, write_csv
+    from isfr.training import pipeline as T
+
+    path = rung_dir(P, rung) / "val_scores.csv.gz"
+    if path.is_file():
+        return read_csv(path)
+    df = evaluate(rung_method(gen, rung, upstream), T.val_dataset(P, images="all"), name=rung.name,
+                  batch_size=64, progress=False)
+    write_csv(df, path)
+    return df
+
+
+def biharmonic_scores(P: Preset) -> pd.DataFrame:
+    """``inpaint_biharmonic`` on the whole val split (cached in the ladder folder)."""
+    from isfr.baselines import biharmonic
+    from isfr.evaluation import evaluate, read_csv, write_csv
+    from isfr.paths import runs_dir
+    from isfr.training import pipeline as T
+
+    path = runs_dir(P.name) / T.data_tag(P) / "ladder" / "biharmonic_val_scores.csv.gz"
+    if path.is_file():
+        return read_csv(path)
+    df = evaluate(biharmonic, T.val_dataset(P, images="all"), name="biharmonic", batch_size=64, progress=False)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_csv(df, path)
+    return df
+
+
+def upstream_hours(P: Preset) -> float:
+    """CPU-hours of stages 1-2 (StyleGAN2, pSp, IFR) that a rung reading the IFR output builds on."""
+    from isfr.training import pipeline as T
+    from isfr.training.record import run_summary
+
+    return sum(float(run_summary(T.run_dir(P, r))["train_hours"]) for r in ("stylegan", "psp", "ifr"))
+
+
+# ------------------------------------------------------------------------------ the table
+
+
+def _hours(run: Path) -> float:
+    from isfr.training.record import train_seconds
+
+    log = pd.read_csv(run / "train_log.csv")
+    return train_seconds(log["elapsed_s"]) / 3600
+
+
+def ladder_table(P: Preset, names: list[str] | None = None, n_boot: int = 1000) -> pd.DataFrame:
+    """One row per finished rung: scores, paired differences vs its parent and vs biharmonic, CPU-hours."""
+    from isfr.evaluation import head_to_head, read_csv
+
+    bih = biharmonic_scores(P)
+    scores: dict[str, pd.DataFrame] = {}
+    rows = []
+    for name in names or list(RUNGS):
+        rung = RUNGS[name]
+        d = rung_dir(P, rung)
+        if not (d / "val_scores.csv.gz").is_file():
+            continue
+        scores[name] = read_csv(d / "val_scores.csv.gz")
+        up = upstream_hours(P) if rung.guess == "ifr" else 0.0
+        done = json.loads((d / "done.json").read_text()) if (d / "done.json").is_file() else {}
+        row: dict[str, Any] = {"rung": name, "parent": rung.parent or "", "change": rung.change,
+                               "seed": rung.seed, "steps": done.get("step", STEPS),
+                               "best_step": (done.get("best") or {}).get("step"),
+                               "train_cpu_h": round(_hours(d), 3), "upstream_cpu_h": round(up, 3)}
+        row["cpu_h"] = round(row["train_cpu_h"] + up, 3)
+        vs_b = head_to_head(pd.concat([scores[name], bih]), name, "biharmonic", groups=("20-40", "40-60"),
+                            n_boot=n_boot)
+        for _, g in vs_b.iterrows():
+            r = g["group"]
+            for m in ("psnr", "ssim"):
+                row[f"{m} {r}"] = g[f"{m} {name}"]
+            row[f"psnr {r} vs biharmonic"] = g["psnr diff"]
+            row[f"psnr {r} vs biharmonic lo"], row[f"psnr {r} vs biharmonic hi"] = g["psnr diff_lo"], g["psnr diff_hi"]
+        if rung.parent in scores:
+            vs_p = head_to_head(pd.concat([scores[name], scores[rung.parent]]), name, rung.parent,
+                                groups=("20-40", "40-60"), n_boot=n_boot)
+            for _, g in vs_p.iterrows():
+                r = g["group"]
+                row[f"psnr {r} vs parent"] = g["psnr diff"]
+                row[f"psnr {r} vs parent lo"], row[f"psnr {r} vs parent hi"] = g["psnr diff_lo"], g["psnr diff_hi"]
+                row[f"ssim {r} vs parent"] = g["ssim diff"]
+        rows.append(row)
+    df = pd.DataFrame(rows)
+    if not df.empty:
+        hours = df.set_index("rung")["cpu_h"]
+        df["cpu_h vs parent"] = [h - hours.get(p, np.nan) for h, p in zip(df["cpu_h"], df["parent"])]
+    return df
+
+
+def seed_noise(table: pd.DataFrame) -> dict[str, float]:
+    """Standard deviation of the base rung's PSNR over its seeds, per range (NaN with fewer than 2)."""
+    seeds = table[table["rung"].str.fullmatch(r"unet(_seed\d+)?")]
+    return {r: float(seeds[f"psnr {r}"].std(ddof=1)) if len(seeds) > 1 else float("nan") for r in ("20-40", "40-60")}
+
+
+def _ci(v: float, lo: float, hi: float) -> str:
+    return "" if pd.isna(v) else f"{v:+.2f} [{lo:+.2f}, {hi:+.2f}]"
+
+
+def ladder_markdown(table: pd.DataFrame, note: str) -> str:
+    """The ladder as Markdown: one line per rung, the paired CIs, seed noise, and the provenance."""
+    head = ("| rung | parent | change | CPU-h (train + upstream) | PSNR 20-40 | vs parent | vs biharmonic "
+            "| PSNR 40-60 | vs parent | vs biharmonic | SSIM 20-40 | SSIM 40-60 |\n" + "|---" * 12 + "|\n")
+    lines = []
+    for r in table.to_dict("records"):
+        cell = {g: (_ci(r.get(f"psnr {g} vs parent", np.nan), r.get(f"psnr {g} vs parent lo", np.nan),
+                        r.get(f"psnr {g} vs parent hi", np.nan)),
+                    _ci(r[f"psnr {g} vs biharmonic"], r[f"psnr {g} vs biharmonic lo"], r[f"psnr {g} vs biharmonic hi"]))
+                for g in ("20-40", "40-60")}
+        lines.append(f"| {r['rung']} | {r['parent']} | {r['change']} | {r['train_cpu_h']:.2f} + {r['upstream_cpu_h']:.2f} "
+                     f"| {r['psnr 20-40']:.2f} | {cell['20-40'][0]} | {cell['20-40'][1]} "
+                     f"| {r['psnr 40-60']:.2f} | {cell['40-60'][0]} | {cell['40-60'][1]} "
+                     f"| {r['ssim 20-40']:.3f} | {r['ssim 40-60']:.3f} |")
+    noise = seed_noise(table)
+    n_seeds = int(table["rung"].str.fullmatch(r"unet(_seed\d+)?").sum())
+    pending = [n for n in RUNGS if n not in set(table["rung"])]
+    return ("# The equal-compute ladder (ours, not the paper's)\n\n"
+            f"Every rung: {STEPS:,} steps at batch 16, lr x{LR_DECAY[1]} from step {LR_DECAY[0]:,}, val-best "
+            "checkpoint, scored on the whole val split (780 images x 6 buckets), composited, uint8. "
+            "Differences are paired (same image and mask), mean [95 % percentile-bootstrap CI, 1,000 resamples]. "
+            "CPU-hours: one process at OMP_NUM_THREADS=1 while the other core was busy; a rung reading the IFR "
+            "output adds stages 1-2's hours. Perceptual and style terms use random VGG features: they are not "
+            "the paper's losses.\n\n" + head + "\n".join(lines) + "\n\n"
+            f"Seed noise (sd of the base rung's PSNR over {n_seeds} "
+            f"seeds): 20-40 % {noise['20-40']:.2f} dB, 40-60 % {noise['40-60']:.2f} dB.\n\n"
+            + (f"Not run yet: {', '.join(pending)}.\n\n" if pending else "") + f"Source: {note}\n")
+
+
+def ladder_figure(table: pd.DataFrame, note: str):
+    """Left: each rung's PSNR gain over biharmonic against its CPU-hours; right: its gain over its parent."""
+    import matplotlib.pyplot as plt
+
+    fig, (a, b) = plt.subplots(1, 2, figsize=(13, 0.35 * len(table) + 3))
+    for g, c in (("20-40", "tab:blue"), ("40-60", "tab:orange")):
+        a.scatter(table["cpu_h"], table[f"psnr {g} vs biharmonic"], color=c, label=f"{g} % holes")
+        for r in table.to_dict("records"):
+            a.annotate(r["rung"], (r["cpu_h"], r[f"psnr {g} vs biharmonic"]), fontsize=7)
+    a.axhline(0, color="k", lw=0.8)
+    a.set(xlabel="CPU-hours (train + upstream)", ylabel="PSNR - biharmonic (dB)", title="What each rung reaches")
+    a.legend()
+    y = np.arange(len(table))
+    for k, (g, c) in enumerate((("20-40", "tab:blue"), ("40-60", "tab:orange"))):
+        col = f"psnr {g} vs parent"
+        if col not in table:
+            continue
+        v = table[col].to_numpy(float)
+        err = np.abs(np.stack([v - table[f"{col} lo"].to_numpy(float), table[f"{col} hi"].to_numpy(float) - v]))
+        b.barh(y + (k - 0.5) * 0.38, v, height=0.38, xerr=err, color=c, label=f"{g} %")
+    b.set_yticks(y, [f"{r} (from {p})" if p else r for r, p in zip(table["rung"], table["parent"])], fontsize=8)
+    b.axvline(0, color="k", lw=0.8)
+    b.invert_yaxis()
+    b.set(xlabel="PSNR vs parent rung (dB, 95 % CI)", title="What each ingredient buys")
+    b.legend()
+    fig.suptitle("Equal-compute ladder, small preset (64 px)", fontsize=11)
+    fig.text(0.01, 0.005, note, fontsize=6)
+    fig.tight_layout(rect=(0, 0.03, 1, 1))
+    return fig
+
+
+def write_ladder(P: Preset, out: Path | None = None) -> pd.DataFrame:
+    """``figures/<preset>/ladder.{csv,md,png}`` and each finished rung's logs and per-image scores."""
+    from isfr.figures import save_figure
+    from isfr.paths import figures_dir
+    from isfr.training import pipeline as T
+    from isfr.utils import atomic_write_text
+
+    out = out or figures_dir(P.name)
+    table = ladder_table(P)
+    if table.empty:
+        return table
+    for name in table["rung"]:
+        src, dst = rung_dir(P, RUNGS[name]), out / "ladder_runs" / name
+        dst.mkdir(parents=True, exist_ok=True)
+        for f in ("config.json", "done.json", "train_log.csv", "val_log.csv", "val_scores.csv.gz"):
+            if (src / f).is_file():
+                shutil.copyfile(src / f, dst / f)
+    from isfr.data import resolve_data_root
+
+    note = T.provenance(P, resolve_data_root(P.data.root), f"{STEPS} steps per rung (batch 16)")
+    table.to_csv(out / "ladder.csv", index=False, float_format="%.4f")
+    atomic_write_text(ladder_markdown(table, note), out / "ladder.md")
+    save_figure(ladder_figure(table, note), out / "ladder.png")
+    return table
+
+
+def run_ladder(names: list[str] | None = None, data_root: str | None = None, progress: bool = True) -> pd.DataFrame:
+    """Train and score ``names`` (default: every rung, in :data:`RUNGS` order), then write the table."""
+    P = ladder_preset(data_root)
+    biharmonic_scores(P)
+    for name in names or list(RUNGS):
+        rung = RUNGS[name]
+        res, gen, upstream = train_rung(P, rung, progress=progress)
+        if res.finished:
+            score_rung(P, rung, gen, upstream)
+            print(f"{name}: {res.step} steps ({res.stop_reason}), scored", flush=True)
+    return write_ladder(P)

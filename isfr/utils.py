@@ -1,4 +1,4 @@
-"""Small shared helpers: seeding, git commit lookup, atomic file writes."""
+"""Small shared helpers: seeding, git commit lookup, atomic file writes, one-line warnings."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import os
 import random
 import subprocess
 import tempfile
+import warnings
 from pathlib import Path
 from typing import IO, Any, Iterator
 
@@ -23,6 +24,7 @@ __all__ = [
     "atomic_write_text",
     "atomic_write_json",
     "atomic_torch_save",
+    "one_line_warnings",
     "TMP_SUFFIX",
 ]
 
@@ -106,18 +108,43 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+def _umask() -> int:
+    """The process umask, read without changing it where Linux shows it (``/proc/self/status``)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)  # elsewhere: set and restore (not thread-safe, but only for an instant)
+    os.umask(mask)
+    return mask
+
+
+def _mkstemp(path: Path, prefix: str, suffix: str) -> tuple[int, str]:
+    """``tempfile.mkstemp`` next to ``path``, but with the mode a plain ``open`` would give (0666 & ~umask,
+    0644 under umask 022) instead of mkstemp's 0600, so the file keeps it once moved onto ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=prefix, suffix=suffix)
+    try:
+        os.chmod(tmp, 0o666 & ~_umask())
+    except OSError:
+        pass
+    return fd, tmp
+
+
 @contextlib.contextmanager
 def atomic_open(path: str | Path, mode: str = "wb", encoding: str | None = None) -> Iterator[IO[Any]]:
     """Open a temp file next to ``path``; on success fsync it and ``os.replace`` it onto ``path``.
 
     If the body raises, the temp file is removed and ``path`` is untouched. If the
-    process is killed, only a hidden ``.<name>.*.tmp`` file can be left behind.
+    process is killed, only a hidden ``.<name>.*.tmp`` file can be left behind. The file gets the
+    umask's mode (0644 under umask 022), as with ``open``; so do all the atomic helpers below.
     """
     if "w" not in mode:
         raise ValueError(f"atomic_open writes whole files; mode must contain 'w', got {mode!r}")
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TMP_SUFFIX)
+    fd, tmp = _mkstemp(path, f".{path.name}.", TMP_SUFFIX)
     try:
         with os.fdopen(fd, mode, encoding=encoding) as f:
             yield f
@@ -139,8 +166,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     temporary name keeps ``path``'s suffix so format inference works. On error it is removed.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f"{TMP_SUFFIX}{path.suffix}")
+    fd, tmp = _mkstemp(path, f".{path.stem}.", f"{TMP_SUFFIX}{path.suffix}")
     os.close(fd)
     try:
         yield Path(tmp)
@@ -174,6 +200,17 @@ def atomic_torch_save(obj: Any, path: str | Path) -> None:
     """``torch.save(obj, path)`` atomically: a crash or error never leaves a half-written ``path``."""
     with atomic_open(path, "wb") as f:
         torch.save(obj, f)
+
+
+def one_line_warnings() -> None:
+    """Print warnings as one line, ``warning: <message>`` (newlines in it become spaces), without the
+    source line Python adds: for command lines and notebooks, where it would break tqdm bars."""
+
+    def fmt(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+            line: str | None = None) -> str:
+        return "warning: " + " ".join(str(message).split()) + "\n"
+
+    warnings.formatwarning = fmt
 
 
 def hardware() -> str:

@@ -296,4 +296,7 @@ def test_run_records_and_the_export_carry_the_data_identity(trained, tmp_path):
     path = T.export_pipeline(P)
     assert path == T.export_path(P) and tag in str(path)
     assert checkpoint_info(path)["data_identity"]["tag"] == tag
+    schedule = checkpoint_info(path)["schedule"]
+    assert set(schedule) == {"stylegan", "psp", "ifr", "sfr"}
+    assert all(r["finished"] and r["step"] == r["total_steps"] == 2 for r in schedule.values())
     assert tag in T.provenance(P, __import__("isfr.data", fromlist=["x"]).resolve_data_root("synthetic"))

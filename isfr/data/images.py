@@ -4,7 +4,8 @@ Decisions (all documented here once):
 
 * **Corrupt files.** A file is read once, ``PIL.Image.verify``-ed (PNG CRCs, headers) and then
   decoded fully; any decoder error (unidentified format, truncated data, bad CRC) becomes a
-  ``ValueError`` that names the file and says to re-download or remove it. Pillow's global
+  ``ValueError`` that names the file and says to re-download or remove it (``fix=`` gives other
+  advice, e.g. for a user's photo in :mod:`isfr.inpaint`). Pillow's global
   ``LOAD_TRUNCATED_IMAGES`` is never switched on, so truncated JPEGs fail instead of being
   silently padded with grey.
 * **Modes.** Everything becomes 8-bit RGB: ``1``/``L``/``P``/``CMYK``/``YCbCr`` via Pillow's
@@ -33,7 +34,7 @@ from typing import Literal
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 Preprocess = Literal["center_crop", "resize", "ffhq"]
 PREPROCESS: tuple[str, ...] = ("center_crop", "resize", "ffhq")
@@ -43,25 +44,28 @@ _ALPHA_MODES = {"RGBA", "RGBa", "LA", "La", "PA"}
 _FIX = "re-download it or remove it from the dataset folder"
 
 
-def _open_verified(path: Path) -> Image.Image:
+def _open_verified(path: Path, fix: str = _FIX) -> Image.Image:
     """Read ``path`` once, verify it, and return an opened (not yet decoded) image."""
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: image file not found; check the data root or {_FIX}") from None
+        raise FileNotFoundError(f"{path}: image file not found; check the data root or {fix}") from None
     try:
         with Image.open(io.BytesIO(data)) as probe:
             probe.verify()
         return Image.open(io.BytesIO(data))
+    except UnidentifiedImageError as err:  # its text names the BytesIO, not the file
+        raise ValueError(f"{path}: not an image file (no image format Pillow knows, whatever its suffix); "
+                         f"{fix}") from err
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
-        raise ValueError(f"{path}: corrupt or unreadable image ({err}); {_FIX}") from err
+        raise ValueError(f"{path}: corrupt or unreadable image ({err}); {fix}") from err
 
 
-def _decode(img: Image.Image, path: Path) -> Image.Image:
+def _decode(img: Image.Image, path: Path, fix: str = _FIX) -> Image.Image:
     try:
         img.load()
     except (OSError, SyntaxError, ValueError) as err:
-        raise ValueError(f"{path}: corrupt or truncated image ({err}); {_FIX}") from err
+        raise ValueError(f"{path}: corrupt or truncated image ({err}); {fix}") from err
     return img
 
 
@@ -91,13 +95,19 @@ def to_uint8_array(img: Image.Image) -> np.ndarray:
     return np.clip(np.rint(arr), 0, 255).astype(np.uint8)
 
 
-def load_rgb(path: str | os.PathLike) -> Image.Image:
+def load_image(path: str | os.PathLike, fix: str = _FIX) -> Image.Image:
+    """Load ``path`` verified and fully decoded, in its own mode; errors as :func:`load_rgb`."""
+    path = Path(path)
+    return _decode(_open_verified(path, fix), path, fix)
+
+
+def load_rgb(path: str | os.PathLike, fix: str = _FIX) -> Image.Image:
     """Load ``path`` as an 8-bit RGB ``PIL.Image`` at its native size.
 
-    Raises ``FileNotFoundError`` (missing) or ``ValueError`` (corrupt / truncated), naming the file.
+    Raises ``FileNotFoundError`` (missing) or ``ValueError`` (corrupt / truncated), naming the file
+    and ending with ``fix`` (default: re-download it or remove it from the dataset folder).
     """
-    path = Path(path)
-    return to_rgb8(_decode(_open_verified(path), path))
+    return to_rgb8(load_image(path, fix))
 
 
 def _crop_box(size: tuple[int, int], preprocess: Preprocess) -> tuple[int, int, int, int]:

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import argparse
 import os
+import pickle
+import re
 from collections.abc import Mapping
 
 import torch
 from torch import nn
 
-__all__ = ["check_state_dict", "diff_state_dict", "load_torch_file"]
+__all__ = ["check_state_dict", "diff_state_dict", "load_torch_file", "torch_load_error"]
 
 
 def _fmt_shape(shape) -> str:
@@ -59,22 +61,40 @@ def check_state_dict(
     raise ValueError("\n".join(lines))
 
 
-def load_torch_file(path: str | os.PathLike, where_to_get: str = "", weights_only: bool = True):
-    """``torch.load(path, map_location="cpu")`` with a ``FileNotFoundError`` that says where to get the file.
+def torch_load_error(path: str | os.PathLike, err: BaseException, fix: str = "") -> ValueError:
+    """A one-line ``ValueError`` for ``torch.load``'s failure ``err`` on ``path``, ending with ``fix``.
 
-    ``weights_only=True`` (default) also accepts ``argparse.Namespace`` entries (training scripts
-    such as rosinality's ``train.py`` store their ``args`` that way).
+    Files holding Python objects that ``weights_only=True`` refuses are told apart from files that are
+    not torch checkpoints at all (truncated downloads, other formats), whose torch error says to pass
+    ``weights_only=False`` too; either way only the first sentence of torch's text is kept.
+    """
+    text = str(err)
+    if "Unsupported global" in text:  # a real checkpoint with pickled objects
+        name = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+        return ValueError(f"{os.fspath(path)}: the checkpoint holds Python objects that a safe load refuses "
+                          f"({name.group(1) if name else 'a pickled class'}); if you trust the file, load it "
+                          "with isfr.models.checkpoint_utils.load_torch_file(path, weights_only=False)")
+    first = re.split(r"(?<=\.)\s|\n", text.strip(), maxsplit=1)[0] if text.strip() else ""
+    why = type(err).__name__ if isinstance(err, pickle.UnpicklingError) or not first else f"{type(err).__name__}: {first}"
+    return ValueError(f"{os.fspath(path)}: not a readable torch checkpoint (truncated, or not written by "
+                      f"torch.save: {why})" + (f"; {fix}" if fix else ""))
+
+
+def load_torch_file(path: str | os.PathLike, where_to_get: str = "", weights_only: bool = True):
+    """``torch.load(path, map_location="cpu")`` with errors that say where to get the file.
+
+    A missing file is a ``FileNotFoundError``, an unreadable one a one-line ``ValueError``
+    (:func:`torch_load_error`), both ending with ``where_to_get``. ``weights_only=True`` (default)
+    also accepts ``argparse.Namespace`` entries (training scripts such as rosinality's ``train.py``
+    store their ``args`` that way).
     """
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"Checkpoint not found: {path!r}. {where_to_get}".rstrip())
-    if not weights_only:
-        return torch.load(path, map_location="cpu", weights_only=False)
     try:
+        if not weights_only:
+            return torch.load(path, map_location="cpu", weights_only=False)
         with torch.serialization.safe_globals([argparse.Namespace]):
             return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # pickle with arbitrary objects
-        raise ValueError(
-            f"Could not load {path!r} with weights_only=True ({type(e).__name__}: {str(e)[:300]}). "
-            "If you trust this file, pass weights_only=False."
-        ) from e
+    except Exception as e:  # noqa: BLE001 - torch raises many types for a bad file
+        raise torch_load_error(path, e, where_to_get) from e

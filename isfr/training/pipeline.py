@@ -399,8 +399,31 @@ def export_pipeline(preset: Preset, variant: Variant | str = "full", path: str |
     path = Path(path) if path else export_path(preset, v)
     trained_model(preset, v).save(path, preset=preset.name, variant=v.name, preset_config=preset.to_dict(),
                                   data_identity=data_identity(data_config(preset)).as_dict(),
-                                  run_key=run_key(preset), steps=steps_text(preset, v))
+                                  run_key=run_key(preset), steps=steps_text(preset, v),
+                                  schedule=schedule_status(preset, v))
     return path
+
+
+def schedule_status(preset: Preset, variant: Variant | str = "full", budget: Budget = "main") -> dict[str, dict]:
+    """Per run of ``variant`` (stage 1 included where it is trained here): steps of the checkpoint it keeps,
+    the steps its schedule asks for, and whether the run finished (``done.json``)."""
+    from .loop import _read_done
+
+    v, s = _variant(variant), preset.schedule
+    runs = ([("stylegan", s.stylegan_steps), ("psp", s.psp_steps)]
+            if not uses_pretrained_stage1(preset) or preset.psp.finetune else [])
+    runs += [stage_runs(preset, v, budget)[k] for k, on in (("ifr", v.use_ifr), ("sfr", v.use_sfr)) if on]
+    out = {}
+    for run, total in runs:
+        done = _read_done(run_dir(preset, run)) or {}
+        step = done.get("step")
+        if step is None:
+            try:
+                step = int(_best(preset, run)["step"])
+            except FileNotFoundError:
+                step = 0
+        out[run] = {"step": int(step), "total_steps": int(total), "finished": bool(done) and int(step) >= int(total)}
+    return out
 
 
 def train_all(preset: Preset, variants: list[str] | None = None, data_root: str | None = None,

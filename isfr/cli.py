@@ -4,7 +4,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .config import PRESETS
+#: ``isfr.config.PRESETS``, written out so that ``isfr --help`` does not import torch (a test checks they agree).
+PRESETS: tuple[str, ...] = ("smoke", "small", "paper")
 
 
 def _reproduce(args: argparse.Namespace) -> int:
@@ -61,10 +62,14 @@ def _ladder(args: argparse.Namespace) -> int:
 def _inpaint(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from .inpaint import inpaint_file, inpaint_folder, load_model
+    from .inpaint import checkpoint_info, error_line, inpaint_file, inpaint_folder, load_model, warn_if_undertrained
+
+    def model():  # loaded once the inputs are checked
+        warn_if_undertrained(args.checkpoint, info)
+        return load_model(args.checkpoint, args.device)
 
     try:
-        model = load_model(args.checkpoint, args.device)
+        info = checkpoint_info(args.checkpoint)  # cheap: a missing or broken file is reported first
         if Path(args.image).is_dir():
             outs = inpaint_folder(args.image, args.mask, model, args.output, align=not args.no_align,
                                   overwrite=args.overwrite, progress=not args.no_progress)
@@ -73,22 +78,23 @@ def _inpaint(args: argparse.Namespace) -> int:
             out = inpaint_file(args.image, args.mask, model, args.output, align=not args.no_align,
                                overwrite=args.overwrite)
             print(f"wrote {out}")
-    except (FileNotFoundError, FileExistsError, ValueError) as err:
-        print(f"isfr inpaint: error: {err}", file=sys.stderr)
+    except (OSError, ValueError) as err:
+        print(f"isfr inpaint: error: {error_line(err)}", file=sys.stderr)
         return 1
     return 0
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from .inpaint import evaluate_checkpoint, summary_table
+    from .inpaint import error_line, evaluate_checkpoint, summary_table, warn_if_undertrained
 
     try:
+        warn_if_undertrained(args.checkpoint)
         _, summary = evaluate_checkpoint(
             args.checkpoint, args.data_root, args.split, limit=args.limit, preset=args.preset, csv_path=args.csv,
             learned_metrics=not args.basic_metrics, batch_size=args.batch_size, device=args.device,
             progress=not args.no_progress)
-    except (FileNotFoundError, ValueError) as err:
-        print(f"isfr evaluate: error: {err}", file=sys.stderr)
+    except (OSError, ValueError) as err:
+        print(f"isfr evaluate: error: {error_line(err)}", file=sys.stderr)
         return 1
     print(summary_table(summary))
     if args.csv:
@@ -133,9 +139,14 @@ def main(argv: list[str] | None = None) -> int:
     i = sub.add_parser("inpaint", help="fill the holes of a photo (or a folder of photos) with a trained ISFRNet")
     i.add_argument("image", help="photo, or a folder of photos")
     i.add_argument("--mask", required=True,
-                   help="mask in the photo's frame (white = hole), or a folder of masks named like the photos")
-    i.add_argument("--checkpoint", required=True, help="pipeline file, e.g. runs/small/isfrnet_full.pt")
-    i.add_argument("-o", "--output", required=True, help="output image (folder mode: output folder, <stem>.png)")
+                   help="mask in the photo's frame, or a folder of masks named like the photos: white = hole, "
+                        "grey values >= 128 count as hole (anti-aliased or blurred edges are cut at 128); "
+                        "a mask whose maximum is 1 is read as 0/1, 1 = hole")
+    i.add_argument("--checkpoint", required=True,
+                   help="pipeline file written by `isfr train` / `isfr export`, e.g. runs/small/<data>/isfrnet_full.pt")
+    i.add_argument("-o", "--output", required=True,
+                   help="output image, in an existing folder (folder mode: output folder, created if missing, "
+                        "with <stem>.png)")
     i.add_argument("--no-align", action="store_true",
                    help="the photo is already an aligned face: center-crop + resize (output at the model's size)")
     i.add_argument("--overwrite", action="store_true", help="replace existing outputs")
@@ -143,7 +154,8 @@ def main(argv: list[str] | None = None) -> int:
     i.add_argument("--no-progress", action="store_true")
     i.set_defaults(func=_inpaint)
     e = sub.add_parser("evaluate", help="score a checkpoint per hole-ratio bucket on a data split")
-    e.add_argument("--checkpoint", required=True, help="pipeline file, e.g. runs/small/isfrnet_full.pt")
+    e.add_argument("--checkpoint", required=True,
+                   help="pipeline file written by `isfr train` / `isfr export`, e.g. runs/small/<data>/isfrnet_full.pt")
     e.add_argument("--data-root", default=None, help="dataset folder (default: $ISFR_DATA_ROOT, else synthetic faces)")
     e.add_argument("--split", default="test", choices=["test", "val"])
     e.add_argument("--limit", type=int, default=None, help="first N images of the split (x 6 buckets = pairs)")
@@ -156,6 +168,9 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--no-progress", action="store_true")
     e.set_defaults(func=_evaluate)
     args = p.parse_args(argv)
+    from .utils import one_line_warnings  # after parsing: `isfr --help` imports no torch
+
+    one_line_warnings()
     return args.func(args)
 
 

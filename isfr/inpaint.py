@@ -2,9 +2,17 @@
 
 Inpainting a photo (:func:`inpaint_image`, :func:`inpaint_file`, :func:`inpaint_folder`):
 
-* The **mask** is given in the original photo's frame (white = hole, thresholded at 128 as
-  :func:`isfr.data.load_mask`); a mask of another size is resized to the photo (with a warning).
-  A mask with no hole pixels writes the photo unchanged (with a warning).
+* The **photo**: any mode Pillow reads becomes 8-bit RGB (:func:`isfr.data.images.to_rgb8`: 16-bit
+  grey / RGB and CMYK converted). Its **alpha channel is not used**: transparent pixels are
+  composited on white, with a warning (they are not holes: the mask says where the holes are).
+  Photos under :data:`MIN_SIDE` pixels a side are refused.
+* The **mask** is given in the original photo's frame: white = hole, values ``>= 128`` of 0-255
+  (:data:`isfr.data.masks.THRESHOLD`: anti-aliased or blurred edges are cut there); a mask whose
+  maximum is 1 is a 0/1 mask, 1 = hole. (The NVIDIA masks of the datasets are read by
+  :func:`isfr.data.load_mask`, always at 128.) A mask of the photo's shape but another size is
+  resized to the photo (with a warning); another aspect ratio is an error. A mask with no hole
+  pixels writes the photo unchanged (with a warning); a mask that is all hole is an error, and a
+  hole over :data:`MAX_RATIO` of the photo warns (an inverted mask?).
 * ``align=True`` (default): the face is aligned the way the training data is framed
   (:func:`isfr.data.align.aligner_for` the ``preprocess`` the file records: CelebA framing, or FFHQ
   framing for a model trained with ``preprocess="ffhq"``, at the model's resolution), inpainted, and
@@ -14,9 +22,13 @@ Inpainting a photo (:func:`inpaint_image`, :func:`inpaint_file`, :func:`inpaint_
 * The hole at the working resolution covers every pixel the original hole touches (masks are
   resampled with the image's filter and any coverage counts), so no hole content leaks into the
   model's known pixels.
-* Errors name the file: unreadable / non-image inputs are ``ValueError``, a missing file or
-  checkpoint ``FileNotFoundError``, an existing output without ``overwrite`` ``FileExistsError``.
-  Outputs are written atomically (temp file + ``os.replace``): never half-written.
+* Errors name the file, the cause and a fix, on one line: unreadable / non-image inputs and
+  checkpoints are ``ValueError``, a missing file, checkpoint or output folder ``FileNotFoundError``,
+  an existing output without ``overwrite`` ``FileExistsError``. Outputs are written atomically
+  (temp file + ``os.replace``): never half-written, and nothing is written on an error.
+* ``align=False`` on a photo smaller than the model's resolution warns that it is upscaled.
+  :func:`warn_if_undertrained` warns when the file's model is a smoke-preset model or its runs
+  stopped before their schedule finished (``isfr inpaint`` and ``isfr evaluate`` call it).
 
 Scoring (:func:`evaluate_checkpoint`): the manifest pairs of a data split at the checkpoint's
 resolution, :func:`isfr.evaluation.evaluate` + :func:`~isfr.evaluation.summarise`.
@@ -28,7 +40,8 @@ import dataclasses
 import os
 import shutil
 import warnings
-from collections.abc import Sequence
+import zipfile
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,15 +50,20 @@ import pandas as pd
 import torch
 from PIL import Image
 
+from .config import PRESETS
 from .utils import atomic_path
 from .data.folder import IMAGE_EXTENSIONS
-from .data.images import image_to_tensor, load_rgb, tensor_to_image, to_square
-from .data.masks import THRESHOLD, load_mask
-from .models.isfrnet import ISFRNet
+from .data.images import image_to_tensor, load_image, tensor_to_image, to_rgb8, to_square, to_uint8_array
+from .data.masks import THRESHOLD
+from .models.isfrnet import FORMAT, ISFRNet
 
-HOW_TO_GET = ("make one with `isfr train --preset small`, then notebook 04 or "
-              "`isfr.training.pipeline.export_pipeline(get_preset('small'))` (writes runs/small/isfrnet_full.pt); "
-              "CPU / GPU time per preset is in the README")
+HOW_TO_GET = (f"train one with `isfr train --preset <preset>` ({', '.join(PRESETS[:-1])} or {PRESETS[-1]}; it "
+              "exports runs/<preset>/<data>/isfrnet_full.pt when done; CPU / GPU time per preset in the README), "
+              "or export a trained preset with `isfr export --preset <preset> -o FILE`")
+PHOTO_FIX = "check that it opens in an image viewer and re-save it as PNG or JPEG"
+MASK_FIX = "check that it opens in an image viewer and re-save it as a PNG (white = hole)"
+MIN_SIDE = 16  # pixels: smaller photos are refused
+MAX_RATIO = 0.6  # the largest hole ratio of the NVIDIA masks the models are trained on
 COVER = 2.0 / 255.0  # a working-resolution pixel is a hole when the resampled mask exceeds this
 OUTPUT_NAME = "{stem}.png"  # folder mode: one PNG per photo
 _FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP", ".bmp": "BMP", ".tif": "TIFF",
@@ -53,23 +71,87 @@ _FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP", ".b
 
 
 # ---------------------------------------------------------------- model
-def load_model(checkpoint: str | os.PathLike, device: str | torch.device | None = None) -> ISFRNet:
-    """:meth:`ISFRNet.from_checkpoint` on ``device`` (CUDA when available, else CPU), in eval mode."""
-    path = Path(checkpoint)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: ISFRNet checkpoint not found; {HOW_TO_GET}")
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    return ISFRNet.from_checkpoint(path, map_location=device)
+ModelLike = ISFRNet | str | os.PathLike | Callable[[], ISFRNet]  # a callable is called once, when needed
+
+
+def _export_hint(path: Path, preset: str | None = None) -> str:
+    name = preset or next((p for p in PRESETS if p in path.parts), "<preset>")
+    return f"re-export it with `isfr export --preset {name}` (with the --data-root / --set it was trained with)"
 
 
 def checkpoint_info(checkpoint: str | os.PathLike) -> dict[str, Any]:
-    """What a pipeline file records besides its weights (``preset``, ``variant``, ``commit``, ``config``)."""
-    ckpt = torch.load(checkpoint, map_location="cpu", weights_only=True, mmap=True)
+    """What a pipeline file records besides its weights (``format``, ``preset``, ``variant``, ``commit``,
+    ``config``; exports also ``steps`` and ``schedule``). Weights are memory-mapped, not read.
+
+    ``FileNotFoundError`` / ``ValueError`` (truncated or not a torch file) name the file and the fix.
+    """
+    path = Path(checkpoint)
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder; give the ISFRNet .pt file (e.g. isfrnet_full.pt), or {HOW_TO_GET}")
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: ISFRNet checkpoint not found; {HOW_TO_GET}")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
+    except Exception as err:  # noqa: BLE001 - torch raises many types for a bad file
+        raise ValueError(f"{path}: not a readable ISFRNet checkpoint (truncated or not a torch file); "
+                         f"{_export_hint(path)}") from err
     return {k: v for k, v in ckpt.items() if k != "state_dict"} if isinstance(ckpt, dict) else {}
 
 
-def _model(model: ISFRNet | str | os.PathLike) -> ISFRNet:
-    return model if isinstance(model, torch.nn.Module) else load_model(model)
+def load_model(checkpoint: str | os.PathLike, device: str | torch.device | None = None) -> ISFRNet:
+    """:meth:`ISFRNet.from_checkpoint` on ``device`` (CUDA when available, else CPU), in eval mode.
+
+    Errors as :func:`checkpoint_info`, and a ``ValueError`` for a torch file that is not an ISFRNet export.
+    """
+    path = Path(checkpoint)
+    info = checkpoint_info(path)
+    if info.get("format") != FORMAT:
+        raise ValueError(f"{path}: not an ISFRNet pipeline file (no format {FORMAT!r}; a stage checkpoint?); "
+                         f"write one with `isfr export --preset {info.get('preset') or '<preset>'} -o FILE`")
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        return ISFRNet.from_checkpoint(path, map_location=device)
+    except ValueError as err:  # weights that do not fit the config the file records
+        raise ValueError(f"{path}: not a readable ISFRNet checkpoint ({error_line(err)}); "
+                         f"{_export_hint(path, info.get('preset'))}") from err
+
+
+def training_warning(info: dict[str, Any]) -> str | None:
+    """One line when :func:`checkpoint_info`'s ``info`` is of a smoke-preset model or of runs that stopped
+    before their schedule finished (``schedule`` of :func:`isfr.training.pipeline.export_pipeline`); else None."""
+    preset, parts = info.get("preset"), []
+    if preset == "smoke":
+        parts.append(f"near-untrained: smoke preset, {info.get('steps') or 'a few steps'}; its results only show "
+                     "that the code runs (`isfr train --preset small` trains a usable model)")
+    sched = info.get("schedule")
+    stopped = [f"{run} {r.get('step')}/{r.get('total_steps')}" for run, r in sched.items()
+               if isinstance(r, dict) and not r.get("finished")] if isinstance(sched, dict) else []
+    if stopped:
+        parts.append(f"its runs stopped before the {preset} preset's schedule finished ({', '.join(stopped)} steps); "
+                     f"resume with `isfr train --preset {preset}`, which exports again when done")
+    return "; ".join(parts) or None
+
+
+def warn_if_undertrained(checkpoint: str | os.PathLike, info: dict[str, Any] | None = None) -> None:
+    """``warnings.warn`` :func:`training_warning` of ``checkpoint``'s file, naming it (nothing for old files)."""
+    text = training_warning(checkpoint_info(checkpoint) if info is None else info)
+    if text:
+        warnings.warn(f"{checkpoint}: {text}", UserWarning, stacklevel=2)
+
+
+def error_line(err: BaseException) -> str:
+    """``err`` as one line (an ``OSError`` as ``<file>: <reason>``), for ``isfr <command>: error: ...``."""
+    if isinstance(err, OSError) and err.filename and err.strerror:
+        text = f"{err.filename}: {err.strerror}"
+    else:
+        text = str(err)
+    return " ".join(text.split())
+
+
+def _model(model: ModelLike) -> ISFRNet:
+    if isinstance(model, torch.nn.Module):
+        return model
+    return model() if callable(model) else load_model(model)
 
 
 # ---------------------------------------------------------------- files
@@ -91,19 +173,48 @@ def _image_file(path: str | os.PathLike, what: str, if_folder: str, if_missing: 
 
 
 def read_photo(path: str | os.PathLike) -> Image.Image:
-    """The photo as RGB at its native size (``ValueError`` / ``FileNotFoundError`` naming the file)."""
+    """The photo as RGB at its native size (``ValueError`` / ``FileNotFoundError`` naming the file).
+
+    Transparent pixels are composited on white with a warning; photos under :data:`MIN_SIDE` px are refused.
+    """
     path = _image_file(path, "photo", "pass a folder of photos together with a folder of masks", "check the path")
-    return load_rgb(path)
+    img = load_image(path, PHOTO_FIX)
+    if min(img.size) < MIN_SIDE:
+        raise ValueError(f"{path}: the photo is {img.size[0]}x{img.size[1]} pixels, too small to inpaint; "
+                         f"use a photo of at least {MIN_SIDE}x{MIN_SIDE} (ideally the model's resolution or more)")
+    if img.mode in ("RGBA", "RGBa", "LA", "La", "PA") or (img.mode == "P" and "transparency" in img.info):
+        clear = np.asarray(img.convert("RGBA").getchannel("A")) < 255
+        if clear.any():
+            warnings.warn(f"{path}: {clear.mean():.0%} of the photo is (partly) transparent; its alpha channel is "
+                          "not used: composited on white, not read as holes (mark holes in the mask)",
+                          UserWarning, stacklevel=2)
+    return to_rgb8(img)
+
+
+def mask_holes(img: Image.Image) -> np.ndarray:
+    """A user's mask image as bool (H, W), True = hole: ``>= 128`` of 0-255 (:data:`THRESHOLD`; 16-bit
+    scaled to 8), or ``1`` when the mask's maximum is 1 (a 0/1 mask)."""
+    raw = np.asarray(img) if img.mode == "L" or img.mode.startswith("I") else to_uint8_array(img)
+    if raw.size and raw.max() == 1:
+        return raw >= 1
+    return to_uint8_array(img) >= THRESHOLD
 
 
 def read_hole_mask(path: str | os.PathLike, size: tuple[int, int]) -> np.ndarray:
-    """The mask file as bool (H, W) at the photo's ``size`` (W, H), True = hole; resized with a warning."""
+    """The mask file as bool (H, W) at the photo's ``size`` (W, H), True = hole (:func:`mask_holes`).
+
+    A mask of the photo's aspect ratio but another size is resized with a warning; another aspect is an error.
+    """
     path = _image_file(path, "mask", "a single photo needs a single mask file",
                        "check the path (white = hole, same size as the photo)")
-    hole = load_mask(path)
-    if hole.shape != (size[1], size[0]):
-        warnings.warn(f"{path}: mask is {hole.shape[1]}x{hole.shape[0]} but the photo is {size[0]}x{size[1]}; "
-                      "resizing the mask to the photo", UserWarning, stacklevel=3)
+    hole = mask_holes(load_image(path, MASK_FIX))
+    (w, h), (mh, mw) = size, hole.shape
+    if (mh, mw) != (h, w):
+        if abs(mw * h - mh * w) > 0.02 * max(mw * h, mh * w):
+            raise ValueError(f"{path}: the mask is {mw}x{mh} but the photo is {w}x{h} (another shape); "
+                             f"draw the mask on the photo itself, at {w}x{h}")
+        warnings.warn(f"{path}: mask is {mw}x{mh} but the photo is {w}x{h}; resizing the mask to the photo",
+                      UserWarning, stacklevel=3)
         img = Image.fromarray(hole.astype(np.uint8) * 255).resize(size, Image.Resampling.BILINEAR)
         hole = np.asarray(img) >= THRESHOLD
     return hole
@@ -121,6 +232,9 @@ def _check_output(out: Path, overwrite: bool) -> None:
                          f"use one of {', '.join(sorted(_FORMATS))}")
     if out.is_dir():
         raise ValueError(f"{out} is a folder; give an output file name such as {out / 'result.png'}")
+    if not out.parent.is_dir():
+        raise FileNotFoundError(f"{out}: the output folder {out.parent} does not exist; create it first "
+                                f"(mkdir -p {out.parent}) or write elsewhere")
     if out.exists() and not overwrite:
         raise FileExistsError(f"{out} exists; pass --overwrite (overwrite=True) to replace it")
 
@@ -152,6 +266,13 @@ def run_model(model: ISFRNet, image: Image.Image, mask: np.ndarray) -> Image.Ima
     return tensor_to_image(model(x, m)["composite"][0])
 
 
+def _some_known(mask: np.ndarray, name: str | None, r: int) -> np.ndarray:
+    if mask.all():
+        raise ValueError(f"{name or 'photo'}: the hole covers the whole {r}x{r} square the model sees, so nothing is "
+                         "left to inpaint from; mark only the missing pixels white in the mask")
+    return mask
+
+
 def inpaint_image(photo: Image.Image, hole: np.ndarray, model: ISFRNet, *, align: bool = True,
                   name: str | None = None) -> Image.Image:
     """Inpaint ``photo`` where ``hole`` (bool (H, W) in its frame) is True (module docstring).
@@ -163,32 +284,45 @@ def inpaint_image(photo: Image.Image, hole: np.ndarray, model: ISFRNet, *, align
     r = model.cfg.resolution
     if not align:
         w, h = photo.size
+        if min(w, h) < r:
+            warnings.warn(f"{name or 'photo'}: the photo is {w}x{h}, smaller than the model's {r}x{r}: it is "
+                          f"upscaled and the result is {r}x{r}", UserWarning, stacklevel=3)
         s = min(w, h)
         inside = np.zeros_like(hole)
         inside[(h - s) // 2:(h - s) // 2 + s, (w - s) // 2:(w - s) // 2 + s] = True
         if (hole & ~inside).any():
             warnings.warn(f"{name or 'photo'}: {(hole & ~inside).sum() / hole.sum():.0%} of the hole lies outside the "
                           "central square that is inpainted (align=False crops the photo)", UserWarning, stacklevel=3)
-        return run_model(model, to_square(photo, r), working_mask(hole, r))
+        return run_model(model, to_square(photo, r), _some_known(working_mask(hole, r), name, r))
     preprocess = getattr(model, "preprocess", "center_crop")  # recorded in the file by export_pipeline
     if preprocess == "resize":
         warnings.warn("the model was trained on squashed (preprocess='resize') faces: the photo is aligned in "
                       "CelebA center-crop framing, the nearest a similarity warp gets", UserWarning, stacklevel=3)
     aligned, t = aligner_for(preprocess)(photo, r, name=name)
-    mask_a = working_mask(hole, r, t)
+    mask_a = _some_known(working_mask(hole, r, t), name, r)
     return paste_back(photo, run_model(model, aligned, mask_a), t, mask_a, mask_original=hole)
 
 
-def inpaint_file(image_path: str | os.PathLike, mask_path: str | os.PathLike, model: ISFRNet | str | os.PathLike,
+def inpaint_file(image_path: str | os.PathLike, mask_path: str | os.PathLike, model: ModelLike,
                  out_path: str | os.PathLike, *, align: bool = True, overwrite: bool = False) -> Path:
-    """Inpaint one photo file with one mask file into ``out_path`` (format from its suffix); returns it."""
+    """Inpaint one photo file with one mask file into ``out_path`` (format from its suffix); returns it.
+
+    The output, the photo and the mask are checked before the model is loaded (``model`` may be a
+    file or a callable returning the model).
+    """
     image_path, mask_path, out = Path(image_path), Path(mask_path), Path(out_path)
     _check_output(out, overwrite)
     photo = read_photo(image_path)
     hole = read_hole_mask(mask_path, photo.size)
+    if hole.all():
+        raise ValueError(f"{mask_path}: every pixel of the mask is a hole (white), so nothing is left to inpaint "
+                         "from; mark only the missing pixels white, the pixels to keep black")
+    if hole.mean() > MAX_RATIO:
+        warnings.warn(f"{mask_path}: the hole covers {hole.mean():.0%} of the photo, more than the {MAX_RATIO:.0%} the "
+                      "model was trained on; is the mask inverted? (white = hole)", UserWarning, stacklevel=2)
     if not hole.any():
-        warnings.warn(f"{mask_path}: mask has no hole pixels (white = hole); writing {image_path} unchanged to {out}",
-                      UserWarning, stacklevel=2)
+        warnings.warn(f"{mask_path}: mask has no hole pixels (white, or 1 in a 0/1 mask, = hole); writing "
+                      f"{image_path} unchanged to {out}", UserWarning, stacklevel=2)
         same_type = _FORMATS[out.suffix.lower()] == _FORMATS.get(image_path.suffix.lower())
         with atomic_path(out) as tmp:
             if same_type:
@@ -218,14 +352,14 @@ def _by_stem(folder: Path, what: str) -> dict[str, Path]:
     return files
 
 
-def inpaint_folder(images_dir: str | os.PathLike, masks_dir: str | os.PathLike, model: ISFRNet | str | os.PathLike,
+def inpaint_folder(images_dir: str | os.PathLike, masks_dir: str | os.PathLike, model: ModelLike,
                    out_dir: str | os.PathLike, *, align: bool = True, overwrite: bool = False,
                    progress: bool = True) -> list[Path]:
     """Inpaint every photo of ``images_dir`` with the mask of the same stem in ``masks_dir``.
 
-    Writes ``out_dir/<stem>.png``. Photos without a mask are skipped with a warning. All outputs are
-    checked before any work starts; a photo that fails (e.g. no face found) does not stop the
-    others, and a ``ValueError`` listing the failures is raised at the end.
+    Writes ``out_dir/<stem>.png`` (``out_dir`` created if missing). Photos without a mask are skipped
+    with a warning. All outputs are checked before any work starts; a photo that fails (e.g. no face
+    found) does not stop the others, and a one-line ``ValueError`` listing the failures is raised at the end.
     """
     from tqdm import tqdm
 
@@ -239,6 +373,9 @@ def inpaint_folder(images_dir: str | os.PathLike, masks_dir: str | os.PathLike, 
         warnings.warn(f"{len(missing)} photo(s) without a mask in {masks_dir} skipped: {', '.join(missing[:5])}"
                       + (" ..." if len(missing) > 5 else ""), UserWarning, stacklevel=2)
     out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ValueError(f"{out_dir} is a file; in folder mode the output is a folder (created if missing) "
+                         "for the <stem>.png results: give a folder name")
     outs = [out_dir / OUTPUT_NAME.format(stem=s) for s, _, _ in pairs]
     exists = [o for o in outs if o.exists()]
     if exists and not overwrite:
@@ -251,10 +388,11 @@ def inpaint_folder(images_dir: str | os.PathLike, masks_dir: str | os.PathLike, 
         try:
             done.append(inpaint_file(photo, mask, net, out, align=align, overwrite=True))
         except (ValueError, OSError) as err:
-            failed.append(f"{photo.name}: {err}")
+            failed.append(error_line(err))
     if failed:
-        raise ValueError(f"{len(failed)} of {len(pairs)} photo(s) failed ({len(done)} written to {out_dir}):\n  "
-                         + "\n  ".join(failed))
+        more = f"; ... (+{len(failed) - 5} more)" if len(failed) > 5 else ""
+        raise ValueError(f"{len(failed)} of {len(pairs)} photo(s) failed, {len(done)} written to {out_dir}: "
+                         + "; ".join(failed[:5]) + more)
     return done
 
 

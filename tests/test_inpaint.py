@@ -145,7 +145,7 @@ def test_align_mode_on_a_real_photo_changes_hole_pixels_only(tmp_path, model, da
 
 
 def test_missing_checkpoint_names_the_file_and_how_to_get_one(tmp_path):
-    with pytest.raises(FileNotFoundError, match=r"nope\.pt.*isfr train --preset small"):
+    with pytest.raises(FileNotFoundError, match=r"nope\.pt.*isfr train --preset <preset>.*isfr export --preset"):
         load_model(tmp_path / "nope.pt")
 
 

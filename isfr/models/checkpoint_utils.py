@@ -74,8 +74,8 @@ def torch_load_error(path: str | os.PathLike, err: BaseException, fix: str = "")
         return ValueError(f"{os.fspath(path)}: the checkpoint holds Python objects that a safe load refuses "
                           f"({name.group(1) if name else 'a pickled class'}); if you trust the file, load it "
                           "with isfr.models.checkpoint_utils.load_torch_file(path, weights_only=False)")
-    first = re.split(r"(?<=\.)\s|\n", text.strip(), maxsplit=1)[0] if text.strip() else ""
-    why = type(err).__name__ if isinstance(err, pickle.UnpicklingError) or not first else f"{type(err).__name__}: {first}"
+    first = re.split(r"(?<=\.)\s|\n", text.strip(), maxsplit=1)[0].rstrip(".") if text.strip() else ""
+    why = type(err).__name__ + ("" if isinstance(err, pickle.UnpicklingError) or not first else f": {first}")
     return ValueError(f"{os.fspath(path)}: not a readable torch checkpoint (truncated, or not written by "
                       f"torch.save: {why})" + (f"; {fix}" if fix else ""))
 

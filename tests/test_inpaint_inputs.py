@@ -1,0 +1,404 @@
+"""``isfr inpaint`` on the inputs a new user tries (issue 12): exit code, one stderr line naming the file,
+the cause and a fix, nothing written and nothing changed on an error; umask, 0/1 masks, one-line warnings."""
+from __future__ import annotations
+
+import os
+import re
+import struct
+import subprocess
+import sys
+import warnings
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image, ImageFilter
+
+from isfr import cli
+from isfr.config import get_preset
+from isfr.data import draw_face
+from isfr.models.isfrnet import ISFRNet, ISFRNetConfig
+
+RES = 64  # the smoke preset's resolution
+BOX = (0.3, 0.35, 0.7, 0.65)  # the hole: x0, y0, x1, y1 as fractions
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _save_model(path: Path, **extra) -> Path:
+    torch.manual_seed(0)
+    ISFRNet(ISFRNetConfig.from_preset(get_preset("smoke"))).save(path, **extra)
+    return path
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory) -> Path:
+    """A random smoke-size ISFRNet in a file without ``preset`` / ``schedule`` (an old file: no training warning)."""
+    return _save_model(tmp_path_factory.mktemp("ckpt") / "isfrnet.pt")
+
+
+@pytest.fixture
+def run(monkeypatch, capsys):
+    """``cli.main(argv)`` -> (exit code, stderr lines), warnings printed on stderr as the command line does."""
+    monkeypatch.setattr(warnings, "formatwarning", warnings.formatwarning)  # main installs its own; undone after
+    monkeypatch.setattr(warnings, "showwarning", lambda msg, cat, fn, ln, file=None, line=None: sys.stderr.write(
+        warnings.formatwarning(msg, cat, fn, ln, line)))
+
+    def go(*argv: object) -> tuple[int, list[str]]:
+        capsys.readouterr()
+        rc = cli.main([str(a) for a in argv])
+        return rc, capsys.readouterr().err.splitlines()
+    return go
+
+
+# ---------------------------------------------------------------- input files
+def _face(size: tuple[int, int] = (RES, RES)) -> Image.Image:
+    img = draw_face(0, 0, RES)
+    return img if size == (RES, RES) else img.resize(size, Image.Resampling.BICUBIC)
+
+
+def _box(size: tuple[int, int] = (RES, RES), hole: int = 255) -> np.ndarray:
+    w, h = size
+    m = np.zeros((h, w), np.uint8)
+    m[int(BOX[1] * h):int(BOX[3] * h), int(BOX[0] * w):int(BOX[2] * w)] = hole
+    return m
+
+
+def _png16(arr: np.ndarray, path: Path) -> Path:
+    """A 16-bit RGB PNG written by hand (Pillow cannot write one)."""
+    h, w, _ = arr.shape
+    raw = b"".join(b"\0" + arr[y].astype(">u2").tobytes() for y in range(h))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, 2, 0, 0, 0))
+                     + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+    return path
+
+
+def _truncated(data: bytes, path: Path) -> Path:
+    path.write_bytes(data[:len(data) // 2])
+    return path
+
+
+@dataclass
+class Case:
+    """Files made in ``tmp``: ``make(tmp)`` -> (photo, mask, extra argv); then the expected outcome."""
+    make: Callable[[Path], tuple[Path, Path, list[str]]]
+    rc: int
+    line: str | None = None  # regex the one stderr line must match (error, or warning when rc is 0); None: silent
+    out: str = "out.png"
+    written: tuple[str, ...] = ("out.png",)  # new files when rc is 0 (or in folder mode)
+    expect: Callable[[Path, Path, Path], None] | None = None  # (photo, mask, out) -> asserts on the result
+    checkpoint: Callable[[Path, Path], Path] | None = None  # (tmp, good ckpt) -> the ckpt to pass
+    preexisting: dict[str, bytes] = field(default_factory=lambda: {"out.png": b"an old result"})  # rc 1 only
+
+
+def _photo_mask(photo: Image.Image | Callable[[Path], Path], mask: np.ndarray | Callable[[Path], Path] | None = None,
+                args: tuple[str, ...] = ("--no-align",), photo_name: str = "photo.png", mask_name: str = "mask.png"):
+    def make(tmp: Path) -> tuple[Path, Path, list[str]]:
+        p = photo(tmp) if callable(photo) else tmp / photo_name
+        if not callable(photo):
+            photo.save(p)
+        if callable(mask):
+            m = mask(tmp)
+        else:
+            m = tmp / mask_name
+            Image.fromarray(_box(photo.size if isinstance(photo, Image.Image) else (RES, RES)) if mask is None
+                            else mask).save(m)
+        return p, m, list(args)
+    return make
+
+
+def _kept(expected: Callable[[Path], np.ndarray], hole: Callable[[Path], np.ndarray] | None = None,
+          mean_error: float | None = None):
+    """Pixels outside the hole are ``expected(photo)`` (+-1: the composite's rounding; or on average within
+    ``mean_error``), inside they changed."""
+    def check(photo: Path, mask: Path, out: Path) -> None:
+        res, src = np.asarray(Image.open(out).convert("RGB")).astype(int), expected(photo).astype(int)
+        h = hole(mask) if hole else np.asarray(Image.open(mask)) >= 128
+        assert res.shape == src.shape == (RES, RES, 3)
+        err = np.abs(res - src)[~h]
+        assert err.max() <= 1 if mean_error is None else err.mean() <= mean_error
+        assert np.abs(res - src)[h].mean() > 5  # random weights: really inpainted, not copied
+    return check
+
+
+def _rgb(photo: Path) -> np.ndarray:
+    return np.asarray(Image.open(photo).convert("RGB"))
+
+
+GREY16 = (np.add.outer(np.arange(RES), np.arange(RES)) * 500 + 1000).astype(np.uint16)
+RGB16 = (np.random.default_rng(0).random((RES, RES, 3)) * 65535).astype(np.uint16)
+NOISE = np.random.default_rng(2).integers(0, 256, (128, 128, 3), np.uint8)
+ALPHA = np.asarray(_face().convert("RGBA")).copy()
+ALPHA[:, :RES // 2, 3] = 0  # left half transparent (its stored colours are the face's)
+
+
+def _alpha_expected(photo: Path) -> np.ndarray:
+    out = np.asarray(_face()).copy()
+    out[:, :RES // 2] = 255  # composited on white
+    return out
+
+
+def _model_size(photo: Path, mask: Path, out: Path) -> None:
+    assert Image.open(out).size == (RES, RES)
+
+
+def _copied(photo: Path, mask: Path, out: Path) -> None:
+    assert out.read_bytes() == photo.read_bytes()
+
+
+def _ckpt_half(tmp: Path, good: Path) -> Path:
+    return _truncated(good.read_bytes(), tmp / "half.pt")
+
+
+def _ckpt_random(tmp: Path, good: Path) -> Path:
+    (tmp / "random.pt").write_bytes(np.random.default_rng(1).bytes(5000))
+    return tmp / "random.pt"
+
+
+def _jpeg_bytes(img: Image.Image) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG", quality=90)
+    return buf.getvalue()
+
+
+def _text(name: str) -> Callable[[Path], Path]:
+    def make(tmp: Path) -> Path:
+        (tmp / name).write_text("these are my holiday notes, not a picture\n")
+        return tmp / name
+    return make
+
+
+def _folder(tmp: Path) -> tuple[Path, Path, list[str]]:
+    photos, masks = tmp / "photos", tmp / "masks"
+    photos.mkdir(), masks.mkdir()
+    for stem in ("a", "c"):
+        _face().save(photos / f"{stem}.png")
+    _text("b.jpg")(photos)
+    for stem in ("a", "b", "c"):
+        Image.fromarray(_box()).save(masks / f"{stem}.png")
+    return photos, masks, ["--no-align"]
+
+
+def _folder_onto_file(tmp: Path) -> tuple[Path, Path, list[str]]:
+    photos, masks, args = _folder(tmp)
+    (photos / "b.jpg").unlink()
+    return photos, masks, args
+
+
+ERR = r"^isfr inpaint: error: "
+FIX_PHOTO = r"check that it opens in an image viewer and re-save it as PNG or JPEG$"
+CASES: dict[str, Case] = {
+    "truncated-jpeg": Case(_photo_mask(lambda t: _truncated(_jpeg_bytes(_face()), t / "photo.jpg")), 1,
+                           ERR + r".*photo\.jpg: corrupt or (truncated|unreadable) image \(.*\); " + FIX_PHOTO),
+    "png-alpha": Case(_photo_mask(Image.fromarray(ALPHA, "RGBA")), 0,
+                      r"^warning: .*photo\.png: 50% of the photo is \(partly\) transparent; its alpha channel is not "
+                      r"used: composited on white", expect=_kept(_alpha_expected)),
+    "grey-16bit-png": Case(_photo_mask(Image.fromarray(GREY16)), 0,
+                           expect=_kept(lambda p: np.repeat(np.rint(GREY16 / 257.0)[..., None], 3, -1))),
+    "rgb-16bit-png": Case(_photo_mask(lambda t: _png16(RGB16, t / "photo.png")), 0,
+                          expect=_kept(lambda p: (RGB16 / 257.0).round())),
+    "cmyk-jpeg": Case(_photo_mask(_face().convert("CMYK"), photo_name="photo.jpg"), 0,  # JPEG: mean error
+                      expect=_kept(lambda p: np.asarray(_face()), mean_error=4)),
+    "1x1": Case(_photo_mask(Image.new("RGB", (1, 1), (200, 150, 120)), np.full((1, 1), 255, np.uint8)), 1,
+                ERR + r".*photo\.png: the photo is 1x1 pixels, too small to inpaint; use a photo of at least 16x16"),
+    "32x32-no-align": Case(_photo_mask(_face((32, 32))), 0,
+                           r"^warning: .*photo\.png: the photo is 32x32, smaller than the model's 64x64: it is "
+                           r"upscaled and the result is 64x64$"),
+    "4000x3000": Case(_photo_mask(_face((4000, 3000)), photo_name="photo.jpg"), 0, expect=_model_size),
+    "random-noise": Case(_photo_mask(Image.fromarray(NOISE), args=()), 1,
+                         ERR + r"no face found in .*photo\.png; pass --no-align if"),
+    "flat-colour": Case(_photo_mask(Image.new("RGB", (128, 128), (180, 140, 120)), args=()), 1,
+                        ERR + r"no face found in .*photo\.png; pass --no-align if"),
+    "mask-all-0": Case(_photo_mask(_face(), np.zeros((RES, RES), np.uint8)), 0,
+                       r"^warning: .*mask\.png: mask has no hole pixels .*; writing .*photo\.png unchanged to "
+                       r".*out\.png$",
+                       expect=_copied),
+    "mask-all-255": Case(_photo_mask(_face(), np.full((RES, RES), 255, np.uint8)), 1,
+                         ERR + r".*mask\.png: every pixel of the mask is a hole \(white\).*mark only the missing "
+                         r"pixels white"),
+    "mask-0-1": Case(_photo_mask(_face(), _box(hole=1)), 0, expect=_kept(_rgb, hole=lambda m: np.asarray(
+        Image.open(m)) == 1)),
+    "mask-blurred": Case(_photo_mask(_face(), np.asarray(Image.fromarray(_box()).filter(ImageFilter.GaussianBlur(3)))),
+                         0, expect=_kept(_rgb)),
+    "mask-other-size": Case(_photo_mask(_face(), _box((2 * RES, 2 * RES))), 0,
+                            r"^warning: .*mask\.png: mask is 128x128 but the photo is 64x64; resizing the mask"),
+    "mask-other-shape": Case(_photo_mask(_face(), _box((100, 50))), 1,
+                             ERR + r".*mask\.png: the mask is 100x50 but the photo is 64x64 \(another shape\); draw"),
+    "text-as-photo": Case(_photo_mask(_text("photo.jpg")), 1,
+                          ERR + r".*photo\.jpg: not an image file \(no image format Pillow knows.*\); " + FIX_PHOTO),
+    "text-as-mask": Case(_photo_mask(_face(), _text("mask.jpg")), 1,
+                         ERR + r".*mask\.jpg: not an image file .*re-save it as a PNG \(white = hole\)$"),
+    "missing-photo": Case(_photo_mask(lambda t: t / "nowhere.jpg"), 1, ERR + r".*nowhere\.jpg: photo not found"),
+    "missing-mask": Case(_photo_mask(_face(), lambda t: t / "nomask.png"), 1, ERR + r".*nomask\.png: mask not found"),
+    "output-in-missing-folder": Case(_photo_mask(_face()), 1, ERR + r".*the output folder .*no[/\\]such does not "
+                                     r"exist; create it first \(mkdir -p ", out="no/such/out.png", preexisting={}),
+    "existing-output": Case(_photo_mask(_face()), 1, ERR + r".*out\.png exists; pass --overwrite"),
+    "checkpoint-cut-in-half": Case(_photo_mask(_face()), 1, ERR + r".*half\.pt: not a readable ISFRNet checkpoint "
+                                   r"\(truncated or not a torch file\); re-export it with "
+                                   r"`isfr export --preset <preset>`",
+                                   checkpoint=_ckpt_half),
+    "random-file-as-checkpoint": Case(_photo_mask(_face()), 1, ERR + r".*random\.pt: not a readable ISFRNet checkpoint "
+                                      r"\(truncated or not a torch file\); re-export", checkpoint=_ckpt_random),
+    "missing-checkpoint": Case(_photo_mask(_face()), 1, ERR + r".*nope\.pt: ISFRNet checkpoint not found; train one "
+                               r"with `isfr train --preset <preset>` .*`isfr export --preset <preset> -o FILE`",
+                               checkpoint=lambda t, g: t / "nope.pt"),
+    "folder-good-and-bad": Case(_folder, 1, ERR + r"1 of 3 photo\(s\) failed, 2 written to .*outdir: .*b\.jpg: not an "
+                                r"image file .*re-save it as PNG or JPEG$", out="outdir",
+                                written=("outdir/a.png", "outdir/c.png"), preexisting={"outdir/b.png": b"old b"}),
+    "folder-onto-a-file": Case(_folder_onto_file, 1, ERR + r".*out\.png is a file; in folder mode the output is a "
+                               r"folder"),
+}
+
+
+def _files(tmp: Path) -> dict[str, bytes]:
+    return {p.relative_to(tmp).as_posix(): p.read_bytes() for p in tmp.rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_inpaint_input(name, tmp_path, ckpt, run):
+    case = CASES[name]
+    photo, mask, args = case.make(tmp_path)
+    model = case.checkpoint(tmp_path, ckpt) if case.checkpoint else ckpt
+    pre = case.preexisting if case.rc == 1 else {}  # an error must leave an existing output as it was
+    for rel, data in pre.items():
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(data)
+    overwrite = ["--overwrite"] if pre and name != "existing-output" else []
+    before = _files(tmp_path)
+    rc, err = run("inpaint", photo, "--mask", mask, "--checkpoint", model, "-o", tmp_path / case.out,
+                  "--no-progress", *args, *overwrite)
+    after = _files(tmp_path)
+    assert rc == case.rc, err
+    assert len(err) == (case.line is not None), err
+    if case.line:
+        assert re.search(case.line, err[0]), err[0]
+        assert "BytesIO" not in err[0] and "dataset" not in err[0] and "weights_only" not in err[0]
+    assert {k: after[k] for k in before} == before  # inputs and existing outputs untouched
+    new = set(after) - set(before)
+    assert new == (set(case.written) if case.rc == 0 or case.out == "outdir" else set()), new
+    if case.expect:
+        case.expect(photo, mask, tmp_path / case.out)
+
+
+def test_output_folder_is_not_created_on_error(tmp_path, ckpt, run):
+    photo, mask, _ = _photo_mask(_face())(tmp_path)
+    assert run("inpaint", photo, "--mask", mask, "--checkpoint", ckpt, "-o", tmp_path / "new" / "o.png")[0] == 1
+    assert not (tmp_path / "new").exists()
+
+
+# ---------------------------------------------------------------- training warnings
+@pytest.mark.parametrize("extra, line", [
+    ({"preset": "smoke", "steps": "StyleGAN2 30 + pSp 20 steps + IFR 20 + SFR 20 steps (batch 4)",
+      "schedule": {r: {"step": n, "total_steps": n, "finished": True} for r, n in (("ifr", 20), ("sfr", 20))}},
+     r"^warning: .*smoke\.pt: near-untrained: smoke preset, StyleGAN2 30 \+ pSp 20 steps \+ IFR 20 \+ SFR 20 steps "
+     r"\(batch 4\);[^;]*$"),
+    ({"preset": "small", "steps": "StyleGAN2 3000 + pSp 1500 steps + IFR 3000 + SFR 8000 steps (batch 16)",
+      "schedule": {"ifr": {"step": 3000, "total_steps": 3000, "finished": True},
+                   "sfr": {"step": 1200, "total_steps": 8000, "finished": False}}},
+     r"^warning: .*smoke\.pt: its runs stopped before the small preset's schedule finished \(sfr 1200/8000 steps\); "
+     r"resume with `isfr train --preset small`"),
+    ({"preset": "small", "steps": "StyleGAN2 3000 + ..."}, None),  # an older export: no schedule, no warning
+])
+def test_inpaint_warns_about_undertrained_models(tmp_path, run, extra, line):
+    path = _save_model(tmp_path / "smoke.pt", **extra)
+    photo, mask, args = _photo_mask(_face())(tmp_path)
+    rc, err = run("inpaint", photo, "--mask", mask, "--checkpoint", path, "-o", tmp_path / "out.png", *args)
+    assert rc == 0 and len(err) == (line is not None), err
+    if line:
+        assert re.search(line, err[0]), err[0]
+
+
+def test_evaluate_warns_about_a_smoke_model_and_reports_a_bad_file(tmp_path, run):
+    path = _save_model(tmp_path / "m.pt", preset="smoke", steps="StyleGAN2 30 + pSp 20 steps (batch 4)")
+    rc, err = run("evaluate", "--checkpoint", path, "--data-root", "synthetic", "--limit", "1", "--basic-metrics",
+                  "--no-progress")
+    assert rc == 0
+    assert [e for e in err if "near-untrained" in e] == [
+        f"warning: {path}: near-untrained: smoke preset, StyleGAN2 30 + pSp 20 steps (batch 4); its results only "
+        "show that the code runs (`isfr train --preset small` trains a usable model)"]
+    rc, err = run("evaluate", "--checkpoint", _ckpt_half(tmp_path, path), "--data-root", "synthetic")
+    assert rc == 1 and len(err) == 1 and "half.pt: not a readable ISFRNet checkpoint" in err[0], err
+
+
+def test_the_real_command_prints_one_line_warnings(tmp_path, ckpt):
+    photo, mask, _ = _photo_mask(_face(), np.zeros((RES, RES), np.uint8))(tmp_path)
+    proc = subprocess.run([sys.executable, "-m", "isfr.cli", "inpaint", str(photo), "--mask", str(mask),
+                           "--checkpoint", str(ckpt), "-o", str(tmp_path / "o.png")], capture_output=True, text=True,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.splitlines() == [f"warning: {mask}: mask has no hole pixels (white, or 1 in a 0/1 mask, = "
+                                        f"hole); writing {photo} unchanged to {tmp_path / 'o.png'}"]
+
+
+# ---------------------------------------------------------------- masks, help, umask, warnings
+def test_user_masks_read_0_1_and_threshold_at_128(tmp_path):
+    from isfr.data import load_mask
+    from isfr.inpaint import read_hole_mask
+
+    zero_one = np.zeros((8, 8), np.uint8)
+    zero_one[2:5, 3:6] = 1
+    Image.fromarray(zero_one).save(tmp_path / "01.png")
+    Image.fromarray(zero_one.astype(np.uint16)).save(tmp_path / "01_16bit.png")
+    ramp = np.arange(64, dtype=np.uint8).reshape(8, 8) + 100  # 100 ... 163: anti-aliased greys
+    Image.fromarray(ramp).save(tmp_path / "grey.png")
+    assert (read_hole_mask(tmp_path / "01.png", (8, 8)) == (zero_one == 1)).all()
+    assert (read_hole_mask(tmp_path / "01_16bit.png", (8, 8)) == (zero_one == 1)).all()
+    hole = read_hole_mask(tmp_path / "grey.png", (8, 8))
+    assert hole.sum() == 36 and hole.flat[28] and not hole.flat[27]  # 128 ... 163 are holes, 127 is not
+    assert not load_mask(tmp_path / "01.png").any()  # the NVIDIA-set reading stays: threshold 128 on 0/255
+
+
+def test_help_imports_no_torch_and_states_the_mask_threshold(capsys):
+    import isfr.config
+
+    assert cli.PRESETS == isfr.config.PRESETS
+    code = ("import sys\nfrom isfr import cli\ntry:\n    cli.main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "assert 'torch' not in sys.modules, 'isfr --help imported torch'")
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, timeout=60)
+    with pytest.raises(SystemExit):
+        cli.main(["inpaint", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert ">= 128 count as hole" in text and "maximum is 1 is read as 0/1" in text
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_atomic_writers_respect_the_umask(tmp_path, umask):
+    from isfr.utils import atomic_open, atomic_path, atomic_torch_save, atomic_write_json, atomic_write_text
+
+    old = os.umask(umask)
+    try:
+        atomic_write_text("x", tmp_path / "a.txt")
+        atomic_write_json({"a": 1}, tmp_path / "b.json")
+        atomic_torch_save({"t": torch.ones(1)}, tmp_path / "c.pt")
+        with atomic_open(tmp_path / "d.bin") as f:
+            f.write(b"x")
+        with atomic_path(tmp_path / "e.png") as tmp:
+            Image.new("L", (2, 2)).save(tmp)
+    finally:
+        os.umask(old)
+    want = {0o022: 0o644, 0o077: 0o600, 0o002: 0o664}[umask]
+    assert {p.name: oct(p.stat().st_mode & 0o777) for p in tmp_path.iterdir()} == \
+        {n: oct(want) for n in ("a.txt", "b.json", "c.pt", "d.bin", "e.png")}
+
+
+def test_one_line_warnings(monkeypatch):
+    from isfr.utils import one_line_warnings
+
+    monkeypatch.setattr(warnings, "formatwarning", warnings.formatwarning)
+    one_line_warnings()
+    assert warnings.formatwarning("two\nlines", UserWarning, "/x/y.py", 3, "code()") == "warning: two lines\n"

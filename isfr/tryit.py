@@ -205,7 +205,10 @@ def photo_face(photo: Image.Image, resolution: int, preprocess: str = "center_cr
 
         aligned, _ = aligner_for(preprocess)(photo, resolution, name=name)
         note = f"{name}: aligned by dlib ({preprocess} framing)"
-    except (ValueError, ImportError, RuntimeError) as err:
+    except ValueError:  # no face found
+        aligned = to_square(photo, resolution)
+        note = f"{name}: dlib found no face to align; center-cropped instead (fine for an already aligned face)"
+    except (ImportError, RuntimeError) as err:  # dlib or its landmark model missing
         aligned = to_square(photo, resolution)
         note = f"{name}: not aligned ({type(err).__name__}: {err}); center-cropped instead"
     return Face(image_to_tensor(aligned), name, "uploaded photo"), note
@@ -318,7 +321,7 @@ def figure(result: TryResult, note: str = "", checkpoint: str | os.PathLike | No
            info: dict[str, Any] | None = None, mask_name: str = "", face_name: str = ""):
     """The five panels side by side, each stage's metrics under it, provenance in the footer."""
     from isfr.data.buckets import bucket_of
-    from isfr.figures import add_note, image_grid, to_rgb
+    from isfr.figures import image_grid, to_rgb
 
     cells = [to_rgb(result.panels["gt"], result.mask[0]) if k == "input" else
              (to_rgb(result.panels[k]) if result.panels.get(k) is not None else None) for k, _ in PANELS]
@@ -331,7 +334,8 @@ def figure(result: TryResult, note: str = "", checkpoint: str | os.PathLike | No
                "(isfr.metrics.PROTOCOL); ID dist = dlib descriptor distance to the ground truth (< 0.6: same person)."]
     footer += result.notes
     fig = image_grid([cells], [t for _, t in PANELS], title=title, cell_in=2.0)
-    add_note(fig, "\n".join(textwrap.fill(s, 130) for s in footer if s), width=10_000)  # one paragraph per line
+    text = "\n".join(textwrap.fill(s, 130) for s in footer if s)  # one paragraph per item (add_note's style)
+    fig.text(0.5, 0.0, text, ha="center", va="top", fontsize=7, style="italic", color="0.25")
     for ax, (key, _) in zip(fig.axes, PANELS):
         if key in result.metrics.index:
             ax.set_xlabel(metric_text(result.metrics.loc[key]), fontsize=8)
@@ -364,6 +368,11 @@ def headless() -> bool:
 
 
 # ---------------------------------------------------------------- the widget
+_TABLE_CSS = ("<style>.isfr-tryit-metrics{border-collapse:collapse;font-size:12px}"
+              ".isfr-tryit-metrics th,.isfr-tryit-metrics td{padding:2px 10px;text-align:right;"
+              "border-bottom:1px solid #ddd}</style>")
+
+
 def _face_rgb(face: Face, size: int) -> np.ndarray:
     from isfr.data import tensor_to_image
 
@@ -499,7 +508,8 @@ def widget(model: torch.nn.Module, examples: Examples, note: str = "", checkpoin
             fig = figure(res, "\n".join(s for s in (note, state["face_note"]) if s), checkpoint, info,
                          mask_name=mask_name, face_name=state["face"].name)
             result_img.value = figure_png(fig)
-            table.value = metrics_table(res).to_html(float_format=lambda v: f"{v:.3f}")
+            table.value = _TABLE_CSS + metrics_table(res).rename_axis(None).to_html(
+                float_format=lambda v: f"{v:.3f}", border=0, classes="isfr-tryit-metrics")
             state["result"] = res
             status.value = f"Done: hole {res.hole_ratio:.1%}."
         except Exception as err:  # show it: a widget callback's exception is otherwise lost

@@ -163,6 +163,15 @@ def test_run_rejects_a_mask_of_another_resolution(model, face):
         tryit.run(model, face, torch.ones(1, 1, 32, 32), identity=None)
 
 
+def test_a_photo_without_a_detectable_face_is_center_cropped_and_says_so():
+    photo = Image.new("RGB", (120, 80), (200, 30, 30))
+    photo.paste((10, 200, 10), (20, 0, 100, 80))  # the central 80x80 square is green
+    face, note = tryit.photo_face(photo, RES, name="flat.png")
+    assert face.image.shape == (3, RES, RES) and "center-cropped" in note and "flat.png" in note
+    assert torch.allclose(face.image[:, :, 2:-2], torch.tensor([10, 200, 10]).div(127.5).sub(1)[:, None, None],
+                          atol=0.02)  # only the central square (a squashed photo: red in columns 0-10)
+
+
 # ---------------------------------------------------------------- figure, examples, widget
 def test_figure_has_five_panels_metrics_and_the_provenance_footer(model, face):
     mask = tryit.strokes_to_mask([[(100, 150), (220, 150)]], 320, 25, RES)

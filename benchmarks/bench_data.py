@@ -1,6 +1,7 @@
 """Data-loading throughput: CelebA train images paired with NVIDIA masks through a DataLoader.
 
-Usage: ``python benchmarks/bench_data.py [--root DIR] [--workers 2] [--batch 16] [--res 64 128 256]``.
+Usage: ``python benchmarks/bench_data.py [--root DIR] [--workers 2] [--batch 16] [--res 64 128 256]
+[--out data_cpu.md]``; the table goes to ``benchmarks/results/`` like the other benchmarks' tables.
 Needs real data (``--root`` or ``ISFR_DATA_ROOT``, default ``../shared/data`` beside the repo).
 The one-off NVIDIA mask cache build per resolution is timed separately (``mask cache s``); the
 cache goes to ``--cache`` (default: a temporary folder, so the build is measured every run).
@@ -11,6 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 import resource
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -18,7 +20,12 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
-from isfr.data import NvidiaMasks, build_dataset, resolve_data_root
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import env_header, markdown_table, write_out  # noqa: E402
+
+from isfr.data import NvidiaMasks, build_dataset, resolve_data_root  # noqa: E402
+
+COLUMNS = ("res", "pairs", "seconds", "pairs/s", "CPU ms/pair", "mask cache s")
 
 
 def bench(root: str, resolution: int, workers: int, batch: int, cache: str, limit: int | None) -> dict:
@@ -36,7 +43,8 @@ def bench(root: str, resolution: int, workers: int, batch: int, cache: str, limi
     dt = time.perf_counter() - t0
     del it  # joins the workers so that their CPU time is counted
     cpu = _cpu_seconds() - cpu0
-    return dict(res=resolution, pairs=n, seconds=dt, pairs_per_s=n / dt, cpu_ms=1e3 * cpu / n, cache_s=cache_s)
+    return {"res": resolution, "pairs": n, "seconds": dt, "pairs/s": n / dt, "CPU ms/pair": 1e3 * cpu / n,
+            "mask cache s": cache_s}
 
 
 def _cpu_seconds() -> float:
@@ -54,19 +62,20 @@ def main() -> None:
     ap.add_argument("--res", type=int, nargs="+", default=[64, 128, 256])
     ap.add_argument("--cache", default=None)
     ap.add_argument("--limit", type=int, default=None, help="images (default: all 4,560 train images)")
+    ap.add_argument("--out", default="data_cpu.md", help="table file (bare names go to benchmarks/results/)")
     args = ap.parse_args()
     if resolve_data_root(args.root).kind != "celeba":
         raise SystemExit(f"{args.root}: needs the CelebA subset and NVIDIA masks (set --root or ISFR_DATA_ROOT)")
     with tempfile.TemporaryDirectory() as tmp:
         cache = args.cache or tmp
         rows = [bench(args.root, r, args.workers, args.batch, cache, args.limit) for r in args.res]
-    load = os.getloadavg()[0]
-    print(f"\nDataLoader: {args.workers} workers, batch {args.batch}; {os.cpu_count()} CPUs, load average {load:.1f}")
-    print("CPU ms/pair counts main process + workers; on idle cores pairs/s ~ 1000 * cores / (CPU ms/pair)")
-    print(f"{'res':>5} {'pairs':>6} {'seconds':>8} {'pairs/s':>8} {'CPU ms/pair':>12} {'mask cache s':>13}")
-    for r in rows:
-        print(f"{r['res']:>5} {r['pairs']:>6} {r['seconds']:>8.2f} {r['pairs_per_s']:>8.0f} "
-              f"{r['cpu_ms']:>12.2f} {r['cache_s']:>13.1f}")
+    header = env_header("Data loading: CelebA train images + NVIDIA masks through a DataLoader", torch.device("cpu"),
+                        [f"{args.workers} workers, batch {args.batch}, {rows[0]['pairs']} pairs per resolution"])
+    notes = ["CPU ms/pair counts the main process and the workers; on idle cores pairs/s ~ 1000 * cores / (CPU ms/pair)",
+             "mask cache s: the one-off NVIDIA mask cache build at that resolution (decode + resize + bit-pack)",
+             f"load average (1/5/15 min) at end: {' / '.join(f'{x:.2f}' for x in os.getloadavg())}"]
+    print(header + "\n\n" + markdown_table(rows, COLUMNS) + "\n\n" + "\n".join(f"- {n}" for n in notes))
+    print(f"\nwrote {write_out(args.out, header, [('Data loading', rows, COLUMNS)], notes)}")
 
 
 if __name__ == "__main__":

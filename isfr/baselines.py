@@ -3,7 +3,8 @@
 ``method(image, mask) -> out``: ``image`` ``(B, 3, H, W)`` in [-1, 1] (hole pixels may hold anything;
 methods must not read them), ``mask`` ``(B, 1, H, W)`` with 1 = hole; ``out`` ``(B, 3, H, W)`` in
 [-1, 1] on the CPU. :func:`biharmonic` and :func:`mean_fill` are classical floors (not in the
-paper); :func:`isfrnet_method` exposes any stage of :class:`isfr.models.isfrnet.ISFRNet`, e.g.
+paper), :func:`unet_method` the learned U-Net baseline (ours); :func:`isfrnet_method` exposes any
+stage of :class:`isfr.models.isfrnet.ISFRNet`, e.g.
 ``key="stage1"`` = pSp alone (Table 2's "pSp [3]") and ``key="output"`` = the final SFR image.
 """
 
@@ -89,6 +90,23 @@ def isfrnet_method(model: torch.nn.Module, key: str = "output") -> Callable[[Ten
 
     method.__name__ = f"isfrnet_{key}"
     method.__qualname__ = method.__name__
+    return method
+
+
+def unet_method(net: torch.nn.Module) -> Callable[[Tensor, Tensor], Tensor]:
+    """Adapter for the learned baseline (ours): a one-encoder :class:`isfr.models.unet.UNet` reading the
+    masked image and the mask, run under bf16 autocast on the CPU as it was trained, clamped to [-1, 1]."""
+    @torch.no_grad()
+    def method(image: Tensor, mask: Tensor) -> Tensor:
+        _check(image, mask)
+        net.eval()
+        dev = next(net.parameters()).device
+        masked, m = _known_only(image.to(dev), mask.to(dev))
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cpu"):
+            out = net(masked, m)
+        return out.float().clamp(-1, 1).cpu()
+
+    method.__name__ = method.__qualname__ = "unet"
     return method
 
 

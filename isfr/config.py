@@ -23,6 +23,7 @@ from .models.discriminators import DiscriminatorConfig
 from .models.ifr import IFRConfig
 from .models.sfr import SFRConfig
 from .models.stage1 import PSPConfig, StyleGANConfig
+from .models.unet import UNetConfig
 
 PresetName = Literal["smoke", "small", "paper"]
 
@@ -51,6 +52,9 @@ class ScheduleConfig:
     val_images: int = 40  # ours: val images (x 6 buckets = manifest pairs) used to pick checkpoints
     test_images: int | None = None  # None = the whole test split (scored once)
     spread_seeds: tuple[int, ...] = ()  # ours: extra training seeds of the full model (ablation budget), notebook 05
+    unet_steps: int = 0  # ours: steps of the learned baseline (isfr.models.unet, L1 only); 0 = none. Chosen so that
+    # its CPU-hours equal those of the main model's stages 1-3 ("U-Net, L1, equal CPU-hours", Table 2)
+    unet_lr: float = 1e-3  # ours: Adam lr of the learned baseline (x 0.1 for its last sixth of steps)
     num_workers: int = 2
 
 
@@ -62,6 +66,7 @@ class Preset:
     psp: PSPConfig = field(default_factory=PSPConfig)
     ifr: IFRConfig = field(default_factory=IFRConfig)
     sfr: SFRConfig = field(default_factory=SFRConfig)
+    unet: UNetConfig = field(default_factory=lambda: UNetConfig(img_size=256))  # the learned baseline (ours)
     disc: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     psp_loss: PSPLossConfig = field(default_factory=PSPLossConfig)  # stage-1 encoder training (pSp's losses)
@@ -88,6 +93,7 @@ def _small() -> Preset:
         psp=PSPConfig(input_nc=4, width=0.25, checkpoint=None),
         ifr=IFRConfig(ngf=32, img_size=r),
         sfr=SFRConfig(ngf=32, img_size=r),
+        unet=UNetConfig(ngf=24, img_size=r),
         disc=DiscriminatorConfig(ndf=32, img_size=r),
         schedule=ScheduleConfig(
             batch_size=16, stylegan_steps=3_000, psp_steps=1_500, ifr_steps=3_000, sfr_steps=15_000,
@@ -108,11 +114,12 @@ def _smoke() -> Preset:
         psp=PSPConfig(input_nc=4, width=0.125, checkpoint=None),
         ifr=IFRConfig(ngf=8, img_size=r),
         sfr=SFRConfig(ngf=8, img_size=r),
+        unet=UNetConfig(ngf=8, img_size=r),
         disc=DiscriminatorConfig(ndf=8, img_size=r),
         schedule=ScheduleConfig(
             batch_size=4, stylegan_steps=30, stylegan_batch_size=4, psp_steps=20, psp_batch_size=4,
             ifr_steps=20, sfr_steps=20, amp="none", log_every=5, ckpt_every=10, val_every=10,
-            val_images=2, test_images=4, num_workers=0, spread_seeds=(1,),
+            val_images=2, test_images=4, num_workers=0, spread_seeds=(1,), unet_steps=20,
         ),
         allow_random_vgg=True,
     )
@@ -157,6 +164,7 @@ def with_resolution(preset: Preset, resolution: int) -> Preset:
         preset, data=dataclasses.replace(preset.data, resolution=resolution),
         ifr=dataclasses.replace(preset.ifr, img_size=resolution),
         sfr=dataclasses.replace(preset.sfr, img_size=resolution),
+        unet=dataclasses.replace(preset.unet, img_size=resolution),
         disc=dataclasses.replace(preset.disc, img_size=resolution if preset.disc.img_size is not None else None))
     if preset.stylegan.size == preset.data.resolution:  # a generator trained here, at the working resolution
         out = dataclasses.replace(out, stylegan=dataclasses.replace(preset.stylegan, size=resolution))
@@ -167,7 +175,8 @@ def check_resolution(preset: Preset) -> None:
     """Raise ``ValueError`` naming the fields when the working resolution is not the same everywhere."""
     r = preset.data.resolution
     bad = {k: v for k, v in (("ifr.img_size", preset.ifr.img_size), ("sfr.img_size", preset.sfr.img_size),
-                             ("disc.img_size", preset.disc.img_size)) if v is not None and v != r}
+                             ("unet.img_size", preset.unet.img_size), ("disc.img_size", preset.disc.img_size))
+           if v is not None and v != r}
     if preset.stylegan.size < r:
         bad["stylegan.size"] = preset.stylegan.size
     if bad:

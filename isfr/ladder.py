@@ -30,14 +30,15 @@ import torch
 
 from isfr.config import Preset, get_preset
 from isfr.losses import LossConfig
-from isfr.models.sfr import SFRConfig, SFRGenerator
-from isfr.models.unet import UNet, UNetConfig
+from isfr.models.sfr import SFRGenerator
+from isfr.models.unet import UNet
+from isfr.training.pipeline import L1_ONLY as _L1
 from isfr.utils import seeded
 
 STEPS = 3_000
 LR_DECAY = (2_500, 0.1)  # every rung: lr x 0.1 for its last 500 steps
 #: eq. 10 with only its reconstruction term (eq. 6, L1 on the whole image): the base rung's loss
-L1_ONLY = {"lambda4_perceptual": 0.0, "lambda5_style": 0.0, "lambda6_tv": 0.0, "lambda7_adv": 0.0}
+L1_ONLY = {k: v for k, v in dataclasses.asdict(_L1).items() if k.startswith("lambda") and v == 0}
 
 
 @dataclass(frozen=True)
@@ -54,10 +55,18 @@ class Rung:
     guess: Literal["none", "masked", "ifr"] = "none"  # E_C's input: none (one encoder), I_I again, IFR output
     lr: float = 1e-3
     seed: int = 0
+    steps: int = STEPS  # every rung but the calibration run
+
+    @property
+    def lr_decay(self) -> tuple[int, float]:
+        """lr x 0.1 for the last sixth of the steps (step 2,500 of 3,000)."""
+        return self.steps * LR_DECAY[0] // STEPS, LR_DECAY[1]
 
     def key(self) -> str:
         """Hash of everything that decides the run (its folder name carries it)."""
         spec = {k: v for k, v in dataclasses.asdict(self).items() if k not in ("name", "change", "parent")}
+        if spec["steps"] == STEPS:  # the ladder's own step count is in the hash below
+            del spec["steps"]
         return hashlib.sha256(json.dumps([spec, STEPS, LR_DECAY], sort_keys=True).encode()).hexdigest()[:8]
 
 
@@ -82,6 +91,8 @@ _EQ10 = {f.name: f.default for f in dataclasses.fields(LossConfig) if f.name.sta
 RUNGS: dict[str, Rung] = {r.name: r for r in (
     _BASE,
     _r("unet_seed1", "seed 1 (seed noise)", "unet", _BASE, seed=1),
+    _r("unet_50min", "the issue's calibration: the same U-Net for 50 CPU-minutes (6,700 steps), not a rung",
+       "unet", _BASE, steps=6_700),
     _r("unet_seed2", "seed 2 (seed noise)", "unet", _BASE, seed=2),
     _r("lr_1e-4", "Adam lr 1e-4 (section 4.1's value, given for batch 1)", "unet", _BASE, lr=1e-4),
     _r("batchnorm", "BatchNorm after every conv (LGNet's norm)", "unet", _BASE, unet={"norm": "batch"}),
@@ -131,48 +142,19 @@ def rung_dir(P: Preset, rung: Rung) -> Path:
 def build_generator(P: Preset, rung: Rung) -> torch.nn.Module:
     with seeded(rung.seed):
         if rung.generator == "unet":
-            return UNet(UNetConfig(ngf=24, img_size=P.data.resolution, **rung.unet))
+            return UNet(dataclasses.replace(P.unet, **rung.unet))  # the learned baseline's U-Net
         return SFRGenerator(dataclasses.replace(P.sfr, **rung.sfr))
 
 
-def _upstream(P: Preset, rung: Rung):
-    """The frozen stages 1-2 a rung's E_C reads (None when it reads no upstream output)."""
-    from isfr.training import pipeline as T
-
-    return T.trained_model(P, "full", upto="ifr").cpu() if rung.guess == "ifr" else None
-
-
-def _stage(P: Preset, rung: Rung, gen: torch.nn.Module, upstream):
-    from isfr.backbones import load_vgg16_features
-    from isfr.models.discriminators import PatchDiscriminator
-    from isfr.training.stages import SFRStage
-
-    loss = LossConfig(**rung.loss)
-    vgg = load_vgg16_features("imagenet", allow_random=P.allow_random_vgg, seed=P.seed) if loss.uses_vgg else None
-    with seeded(rung.seed + 1):
-        d2 = PatchDiscriminator(P.disc) if loss.uses_d2 else None
-    return SFRStage(upstream, d2, vgg, loss, lr=rung.lr, betas=P.schedule.betas, generator=gen, key="gen",
-                    guess=rung.guess)
-
-
 def train_rung(P: Preset, rung: Rung, **loop_kw: Any):
-    """Train (or load, when finished) one rung; returns (FitResult, generator, upstream model)."""
-    from isfr.data import build_from_config
+    """Train (or load, when finished) one rung: ``(FitResult, generator with its val-best weights, upstream
+    stages 1-2 or None)``."""
     from isfr.training import pipeline as T
-    from isfr.training.loop import fit
 
-    upstream = _upstream(P, rung)
     gen = build_generator(P, rung)
-    stage = _stage(P, rung, gen, upstream)
-    cfg = T.loop_config(dataclasses.replace(P, seed=rung.seed), STEPS, P.schedule.batch_size, lr_decay=LR_DECAY,
-                        **loop_kw)
-    config = T.run_config(P, rung=dataclasses.asdict(rung), rung_key=rung.key())
-    res = fit(stage, build_from_config(T.data_config(P), "train"), cfg, rung_dir(P, rung),
-              val_batches=T.val_batches(P), config=config, preset=P.name)
-    if res.best_checkpoint is not None:  # score the val-best checkpoint, as every stage does
-        from isfr.training.checkpoint import read_checkpoint
-
-        gen.load_state_dict(read_checkpoint(res.best_checkpoint)["modules"]["gen"])
+    res, upstream = T.train_refiner(P, rung_dir(P, rung), gen, LossConfig(**rung.loss), lr=rung.lr, steps=rung.steps,
+                                    guess=rung.guess, key="gen", seed=rung.seed, lr_decay=rung.lr_decay,
+                                    config={"rung": dataclasses.asdict(rung), "rung_key": rung.key()}, **loop_kw)
     return res, gen.eval(), upstream
 
 
@@ -260,7 +242,7 @@ def ladder_table(P: Preset, names: list[str] | None = None, n_boot: int = 1000) 
         up = upstream_hours(P) if rung.guess == "ifr" else 0.0
         done = json.loads((d / "done.json").read_text()) if (d / "done.json").is_file() else {}
         row: dict[str, Any] = {"rung": name, "parent": rung.parent or "", "change": rung.change,
-                               "seed": rung.seed, "steps": done.get("step", STEPS),
+                               "seed": rung.seed, "steps": done.get("step", rung.steps),
                                "best_step": (done.get("best") or {}).get("step"),
                                "train_cpu_h": round(_hours(d), 3), "upstream_cpu_h": round(up, 3)}
         row["cpu_h"] = round(row["train_cpu_h"] + up, 3)

@@ -264,3 +264,44 @@ def test_psp_encoder_loss_terms_and_id_hook():
     with pytest.raises(ValueError, match="id_fn.*ArcFace"):
         L.psp_encoder_loss(y_hat, y, w, vgg=_stub_vgg, cfg=L.PSPLossConfig(id_lambda=0.1))
     assert not math.isnan(total.item())
+
+
+class _DtypeVGG(torch.nn.Module):
+    """Records the dtype it is fed and whether autocast was on inside it."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 4, 3, padding=1)
+        self.seen: list[tuple[torch.dtype, bool, torch.dtype]] = []
+
+    def forward(self, x):
+        y = self.conv(x)
+        self.seen.append((x.dtype, torch.is_autocast_enabled("cpu"), y.dtype))
+        return [y]
+
+
+def test_perceptual_and_style_run_in_fp32_under_autocast():
+    out, gt = torch.randn(2, 3, 8, 8, dtype=torch.bfloat16), torch.randn(2, 3, 8, 8)
+    mask = (torch.rand(2, 1, 8, 8) > 0.5).float()
+    vgg = _DtypeVGG()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        L.sfr_generator_loss(out, gt, mask, _RecordingD(), vgg, L.LossConfig())
+    assert vgg.seen and all(s == (torch.float32, False, torch.float32) for s in vgg.seen)
+    vgg.seen.clear()
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # the old behaviour, kept as an option (a ladder rung)
+        L.sfr_generator_loss(out, gt, mask, _RecordingD(), vgg, L.LossConfig(vgg_precision="autocast"))
+    assert vgg.seen and all(s[1] and s[2] == torch.bfloat16 for s in vgg.seen)
+
+
+def test_zero_weight_terms_are_not_computed():
+    out, gt = torch.randn(2, 3, 8, 8, requires_grad=True), torch.randn(2, 3, 8, 8)
+    mask = (torch.rand(2, 1, 8, 8) > 0.5).float()
+    cfg = L.LossConfig(lambda4_perceptual=0, lambda5_style=0, lambda6_tv=0, lambda7_adv=0)
+    assert not cfg.uses_vgg and not cfg.uses_d2
+    total, terms = L.sfr_generator_loss(out, gt, mask, None, None, cfg)  # no VGG, no D2 needed
+    assert set(terms) == {"rec"}
+    assert total.item() == pytest.approx(50 * (out - gt).abs().mean().item(), rel=1e-6)
+    with pytest.raises(ValueError, match="d2"):
+        L.sfr_generator_loss(out, gt, mask, None, None, L.LossConfig(lambda4_perceptual=0, lambda5_style=0))
+    with pytest.raises(ValueError, match="vgg"):
+        L.sfr_generator_loss(out, gt, mask, _RecordingD(), None, L.LossConfig())

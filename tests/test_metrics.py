@@ -198,3 +198,12 @@ def test_identity_without_dlib_is_nan_with_note(monkeypatch):
     monkeypatch.setitem(sys.modules, "dlib", None)  # import dlib -> ImportError
     idm, note = M.load_identity()
     assert idm is None and "Identity distance is NaN" in note
+
+
+@pytest.mark.parametrize("p, q", [(100, 120), (30, 200), (0, 255)])
+def test_ssim_of_two_flat_images_has_its_closed_form(p, q):
+    """Flat images have zero variance and covariance everywhere, so SSIM reduces to its luminance
+    term (Wang et al. 2004, eq. 13): (2 p q + C1) / (p^2 + q^2 + C1), C1 = (0.01 * 255)^2."""
+    a, b = np.full((32, 32, 3), p, np.uint8), np.full((32, 32, 3), q, np.uint8)
+    c1 = (0.01 * 255) ** 2
+    assert M.ssim(b, a) == pytest.approx((2 * p * q + c1) / (p * p + q * q + c1), rel=1e-6)

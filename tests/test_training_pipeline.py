@@ -300,3 +300,51 @@ def test_run_records_and_the_export_carry_the_data_identity(trained, tmp_path):
     assert set(schedule) == {"stylegan", "psp", "ifr", "sfr"}
     assert all(r["finished"] and r["step"] == r["total_steps"] == 2 for r in schedule.values())
     assert tag in T.provenance(P, __import__("isfr.data", fromlist=["x"]).resolve_data_root("synthetic"))
+
+
+def test_resume_of_the_real_ifr_and_sfr_stages_is_exact(trained, tmp_path, monkeypatch):
+    """Stopped after step 1 and resumed: the same logs and the same weights and buffers (BatchNorm's
+    running statistics, spectral norm's power-iteration vectors) as the uninterrupted run."""
+    import shutil
+
+    P, _, _, _ = trained
+    runs = {n: T.run_dir(P, n) for n in ("stylegan", "psp", "ifr", "sfr")}
+    monkeypatch.setenv("ISFR_RUNS_DIR", str(tmp_path))
+    for n in ("stylegan", "psp"):  # the same stage 1
+        shutil.copytree(runs[n], T.run_dir(P, n))
+    for n, train in (("ifr", T.train_ifr), ("sfr", T.train_sfr)):
+        assert train(P, progress=False, max_steps_this_call=1).stop_reason == "max_steps_this_call"
+        assert train(P, progress=False).step == 2
+        assert _log_rows(T.run_dir(P, n) / "train_log.csv").equals(_log_rows(runs[n] / "train_log.csv")), n
+        a = torch.load(runs[n] / "checkpoints" / "last.pt", weights_only=False)["modules"]
+        b = torch.load(T.run_dir(P, n) / "checkpoints" / "last.pt", weights_only=False)["modules"]
+        buffers = [k for m in a.values() for k in m if "running_mean" in k or k.endswith("weight_u")]
+        assert buffers, f"{n}: no BatchNorm / spectral-norm buffers to compare"
+        for m in a:
+            for k in a[m]:
+                assert torch.equal(a[m][k], b[m][k]), f"{n}: {m}.{k} differs after resume"
+
+
+def test_sfr_stage_trains_any_generator_with_any_subset_of_eq10(tmp_path):
+    """The learned U-Net baseline / ladder rungs: a one-encoder U-Net on L1 alone needs no stage 1,
+    no D2 and no VGG; what is not weighted is neither built nor logged."""
+    import pandas as pd
+
+    from isfr.data import build_dataset
+    from isfr.losses import LossConfig
+    from isfr.models.unet import UNet
+    from isfr.training.loop import TrainLoopConfig, fit
+    from isfr.training.stages import SFRStage
+
+    l1 = LossConfig(lambda4_perceptual=0, lambda5_style=0, lambda6_tv=0, lambda7_adv=0)
+    stage = SFRStage(None, torch.nn.Linear(1, 1), None, l1, lr=1e-3, generator=UNet(ngf=4, depth=2, img_size=16),
+                     key="gen", guess="none")
+    assert set(stage.modules()) == {"gen"} and set(stage.optimizers()) == {"g"} and stage.frozen() == []
+    data = build_dataset("synthetic", "train", resolution=16, limit=8, synthetic_train=8)
+    res = fit(stage, data, TrainLoopConfig(total_steps=2, batch_size=2, log_every=1, progress=False,
+                                           sample_seeds=True), tmp_path / "run")
+    assert res.finished
+    cols = set(pd.read_csv(tmp_path / "run" / "train_log.csv").columns)
+    assert {"loss", "rec"} <= cols and not cols & {"adv", "d2", "perceptual", "style", "tv"}
+    with pytest.raises(ValueError, match="guess"):
+        SFRStage(None, None, None, l1, generator=UNet(ngf=4, depth=2, img_size=16), guess="ifr")

@@ -22,7 +22,9 @@ from isfr.backbones import VGG16_FILE, hub_checkpoint_path, load_vgg16_features
 from isfr.config import Preset, get_preset
 from isfr.data import build_from_config, data_identity
 from isfr.models.discriminators import PatchDiscriminator
+from isfr.losses import LossConfig
 from isfr.models.isfrnet import ISFRNet, ISFRNetConfig
+from isfr.models.unet import UNet
 from isfr.models.stylegan2 import Discriminator
 from isfr.paths import REPO_ROOT, figures_dir, runs_dir
 from isfr.utils import seeded
@@ -350,6 +352,69 @@ def train_sfr(preset: Preset, variant: Variant | str = "full", data_root: str | 
                val_batches=val_batches(p), config=config, preset=preset.name, overwrite=force)
 
 
+# ------------------------------------------------------------------------------ any refiner; the learned baseline
+
+#: eq. 10 with its reconstruction term (eq. 6, L1 on the whole image) alone: the learned baseline's loss
+L1_ONLY = LossConfig(lambda4_perceptual=0.0, lambda5_style=0.0, lambda6_tv=0.0, lambda7_adv=0.0)
+
+
+def train_refiner(preset: Preset, folder: Path, generator: torch.nn.Module, loss: LossConfig, *, lr: float,
+                  steps: int, guess: str = "none", key: str = "gen", seed: int | None = None,
+                  lr_decay: tuple[int, float] | None = None, config: dict | None = None, overwrite: bool = False,
+                  **loop_kw: Any) -> tuple[FitResult, ISFRNet | None]:
+    """Train any refinement generator through :class:`SFRStage` on the preset's data, masks, precision and
+    val pairs (the learned U-Net baseline, the rungs of :mod:`isfr.ladder`); ``guess="ifr"`` reads the
+    trained stages 1-2 of the preset's main model, which are returned (frozen) for scoring."""
+    seed = preset.seed if seed is None else seed
+    upstream = trained_model(preset, "full", upto="ifr").cpu() if guess == "ifr" else None
+    with seeded(seed + 1):
+        d2 = PatchDiscriminator(preset.disc) if loss.uses_d2 else None
+    stage = SFRStage(upstream, d2, _vgg(preset) if loss.uses_vgg else None, loss, lr=lr, betas=preset.schedule.betas,
+                     generator=generator, key=key, guess=guess)
+    cfg = loop_config(dataclasses.replace(preset, seed=seed), steps, preset.schedule.batch_size, lr_decay=lr_decay,
+                      **loop_kw)
+    res = fit(stage, build_from_config(data_config(preset), "train"), cfg, folder, val_batches=val_batches(preset),
+              config=run_config(preset, **(config or {})), preset=preset.name, overwrite=overwrite)
+    if res.best_checkpoint is not None:  # the val-best weights, as every stage keeps
+        generator.load_state_dict(read_checkpoint(res.best_checkpoint)["modules"][key])
+    return res, upstream
+
+
+def build_unet(preset: Preset) -> UNet:
+    with seeded(preset.seed):
+        return UNet(preset.unet)
+
+
+def train_unet(preset: Preset, data_root: str | None = None, force: bool = False, **loop_kw: Any) -> FitResult | None:
+    """The learned baseline (ours, not the paper's): the plain U-Net on L1 alone for ``schedule.unet_steps``
+    (None when 0), Adam at ``schedule.unet_lr`` x 0.1 for the last sixth, same data, masks, seed and precision."""
+    preset, s = with_data_root(preset, data_root), preset.schedule
+    if not s.unet_steps:
+        return None
+    decay = (s.unet_steps * 5 // 6, 0.1) if s.unet_steps >= 6 else None
+    return train_refiner(preset, run_dir(preset, "unet"), build_unet(preset), L1_ONLY, lr=s.unet_lr,
+                         steps=s.unet_steps, key="unet", lr_decay=decay, overwrite=force, **loop_kw)[0]
+
+
+#: Table 2's name for the learned baseline (ours)
+UNET_ROW = "U-Net, L1, equal CPU-hours (ours)"
+
+
+def unet_steps_text(preset: Preset) -> str:
+    """``"U-Net 20 steps (batch 4), val-best checkpoint 15"``: the learned baseline's provenance."""
+    kept = _kept_step(preset, "unet")
+    s = preset.schedule
+    return f"U-Net {s.unet_steps} steps (batch {s.batch_size})" + (
+        f", val-best checkpoint {kept}" if kept not in (None, s.unet_steps) else "")
+
+
+def trained_unet(preset: Preset) -> UNet:
+    """The learned baseline's val-best weights, in eval mode (a missing run is an error naming it)."""
+    net = build_unet(preset)
+    net.load_state_dict(_best(preset, "unet")["modules"]["unet"])
+    return net.eval()
+
+
 def train_variant(preset: Preset, variant: Variant | str = "full", data_root: str | None = None, force: bool = False,
                   budget: Budget = "main", **loop_kw: Any) -> dict[str, FitResult]:
     """The IFR and SFR runs a variant needs (stage 1 must be trained already); finished runs are loaded."""
@@ -428,8 +493,9 @@ def schedule_status(preset: Preset, variant: Variant | str = "full", budget: Bud
 
 def train_all(preset: Preset, variants: list[str] | None = None, data_root: str | None = None,
               main: bool = True, **loop_kw: Any) -> list[tuple[str, FitResult | None]]:
-    """Everything notebooks 02-05 train, in order: stage 1, the main model (``main=False`` skips it,
-    e.g. for a second process on the other core), then the Table 1 variants at the ablation budget.
+    """Everything notebooks 02-05 train, in order: stage 1, the main model and the learned U-Net baseline
+    (``main=False`` skips both, e.g. for a second process on the other core), then the Table 1 variants
+    at the ablation budget.
     Resumable: call again after a time-budget stop or a killed session."""
     done: list[tuple[str, FitResult | None]] = []
     preset = with_data_root(preset, data_root)
@@ -438,11 +504,13 @@ def train_all(preset: Preset, variants: list[str] | None = None, data_root: str 
         done.append((name, r))
         if r is not None and not r.finished:
             return done
-    jobs = [("full", "main")] * main + [(v, "ablation") for v in (variants or ABLATION_VARIANTS)]
+    jobs = [("full", "main"), ("unet", "main")] * main + [(v, "ablation") for v in (variants or ABLATION_VARIANTS)]
     for v, budget in jobs:
-        for kind, r in train_variant(preset, v, data_root, budget=budget, **loop_kw).items():
-            done.append((f"{v}/{kind}@{budget}", r))
-            if not r.finished:
+        results = ({"unet": train_unet(preset, **loop_kw)} if v == "unet"
+                   else train_variant(preset, v, data_root, budget=budget, **loop_kw))
+        for kind, r in results.items():
+            done.append((kind if v == "unet" else f"{v}/{kind}@{budget}", r))
+            if r is not None and not r.finished:
                 return done
     return done
 
@@ -478,6 +546,7 @@ def training_record(preset: Preset, variants: list[str] | None = None) -> "Any":
     from .record import training_record as record
 
     names = ["stylegan", "psp"] if not uses_pretrained_stage1(preset) or preset.psp.finetune else []
+    names += ["unet"] if preset.schedule.unet_steps else []
     for v, budget in [("full", "main")] + [(v, "ablation") for v in (variants or ABLATION_VARIANTS)]:
         runs = stage_runs(preset, v, budget)
         names += [runs[k][0] for k, use in (("ifr", VARIANTS[v].use_ifr), ("sfr", VARIANTS[v].use_sfr)) if use]

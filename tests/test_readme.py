@@ -1,0 +1,36 @@
+"""The README's smoke-preset block of "Inpainting your own photo" runs as written (parsed from README.md)."""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+MARKER = "At the smoke preset, in an empty folder"  # the sentence right above the block
+
+
+def smoke_block() -> list[str]:
+    """The command lines of the fenced bash block that follows :data:`MARKER` in README.md."""
+    text = (REPO / "README.md").read_text()
+    start = text.index(MARKER)
+    block = re.search(r"```bash\n(.*?)```", text[start:], re.S)
+    assert block, f"no ```bash block after {MARKER!r} in README.md"
+    return [line for line in block.group(1).splitlines() if line.strip() and not line.lstrip().startswith("#")]
+
+
+@pytest.mark.slow
+def test_the_readme_smoke_block_runs_verbatim(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "ISFR_DATA_ROOT"}
+    env.update(ISFR_RUNS_DIR=str(tmp_path / "runs"), ISFR_FIGURES_DIR=str(tmp_path / "figures"),
+               ISFR_CACHE=str(tmp_path / "cache"), OMP_NUM_THREADS="1", MPLBACKEND="Agg",
+               PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")  # isfr, python of this venv
+    lines = smoke_block()
+    assert any(line.startswith("isfr inpaint") for line in lines) and any(line.startswith("isfr train") for line in lines)
+    for line in lines:
+        proc = subprocess.run(["bash", "-c", line], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, f"README line failed: {line}\n{proc.stdout[-1500:]}\n{proc.stderr[-3000:]}"
+    assert (tmp_path / "out.png").is_file()

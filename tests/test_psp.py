@@ -197,7 +197,13 @@ def test_official_checkpoint_loads_strictly(tmp_path, opts):
 
 
 def test_official_checkpoint_without_latent_avg(tmp_path):
+    """pSp adds latent_avg to every code when its opts say start_from_latent_avg: a file that says so but
+    lacks the key is refused, naming it; one whose opts turn it off loads without it."""
     path = official_checkpoint(tmp_path, latent_avg=False)
+    with pytest.raises(ValueError, match="'latent_avg'"):
+        PSP.from_official_checkpoint(path, decoder=StandInGenerator(1024, 18, 512))
+    opts = {"encoder_type": "GradualStyleEncoder", "input_nc": 3, "output_size": 1024, "start_from_latent_avg": False}
+    path = official_checkpoint(tmp_path, latent_avg=False, opts=opts)
     assert PSP.from_official_checkpoint(path, decoder=StandInGenerator(1024, 18, 512)).latent_avg is None
 
 

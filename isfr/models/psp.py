@@ -271,7 +271,13 @@ class PSP(nn.Module):
             "channel_multiplier=2); set opts['output_size'] or pass a matching decoder",
         )
         decoder.load_state_dict(dec_sd, strict=True)
-        latent_avg = ckpt.get("latent_avg") if opts.get("start_from_latent_avg", True) else None
+        latent_avg = None
+        if opts.get("start_from_latent_avg", True):  # pSp adds it to every code; without it pSp itself fails
+            latent_avg = ckpt.get("latent_avg")
+            if latent_avg is None:
+                raise ValueError(f"{path}: opts say start_from_latent_avg=True but the file has no 'latent_avg' "
+                                 "key (pSp adds it to every W+ code, so its images would be wrong); use the "
+                                 "unmodified psp_ffhq_encode.pt from pSp's 'Pretrained Models'")
         return cls(encoder, decoder, latent_avg, resolution).eval()
 
 

@@ -22,10 +22,22 @@ class Setup:
     loop_kw: dict[str, Any] = field(default_factory=dict)  # training-loop options (time budget)
 
 
+def _steps(P: Preset, steps: str) -> str:
+    """What the notebook's outputs were trained with (:func:`isfr.training.pipeline.steps_text`)."""
+    from isfr.training import pipeline as T
+
+    if steps == "ablation":
+        return T.steps_text(P, budget="ablation") + " (every Table 1 row)"
+    if steps in ("stage1", "ifr", "main"):
+        return T.steps_text(P, upto="sfr" if steps == "main" else steps)
+    return steps
+
+
 def setup(preset: str, data_root: str | None = "", seed: int = 0, overrides: dict | None = None,
-          time_budget_min: float = 0, steps: str | None = None) -> Setup:
+          time_budget_min: float = 0, steps: str = "main") -> Setup:
     """Preset ``preset`` with ``overrides`` and ``seed``, reading ``data_root`` (empty: ``$ISFR_DATA_ROOT``,
-    else synthetic faces); torch seeded; the provenance line names ``steps`` ("main": the main model's)."""
+    else synthetic faces); torch seeded; the provenance line names the steps of ``steps``: "stage1",
+    "ifr", "main" (the main model's), "ablation" (the Table 1 rows'), or any text."""
     import torch
 
     from isfr.training import pipeline as T
@@ -38,5 +50,5 @@ def setup(preset: str, data_root: str | None = "", seed: int = 0, overrides: dic
     P = T.with_data_root(get_preset(preset, seed=seed, **(overrides or {})), data_root or None)
     root = resolve_data_root(P.data.root)
     loop_kw = {"time_budget_s": time_budget_min * 60} if time_budget_min else {}
-    note = T.provenance(P, root, T.steps_text(P) if steps == "main" else steps)
+    note = T.provenance(P, root, _steps(P, steps))
     return Setup(P, root, figures_dir(preset), note, loop_kw)

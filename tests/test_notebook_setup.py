@@ -1,0 +1,26 @@
+"""The notebooks' shared set-up (isfr.notebook.setup): the preset reads the notebook's data, and every
+provenance line it gives names preset, resolution, data and steps (no "?")."""
+from __future__ import annotations
+
+import pytest
+
+from isfr.notebook import setup
+from isfr.training import pipeline as T
+
+
+@pytest.mark.parametrize("steps", ["stage1", "ifr", "main", "ablation"])
+def test_setup_notes_name_everything(steps, monkeypatch):
+    monkeypatch.delenv("ISFR_DATA_ROOT", raising=False)
+    s = setup("smoke", "synthetic", 0, {}, 0, steps=steps)
+    assert "?" not in s.note, s.note
+    assert "smoke" in s.note and "64 px" in s.note and T.data_tag(s.P) in s.note and "steps" in s.note
+    assert s.P.data.root == "synthetic" and s.root.kind == "synthetic"
+    if steps == "stage1":
+        assert "IFR" not in s.note
+    if steps == "main":
+        assert "SFR 20" in s.note
+
+
+def test_setup_time_budget_and_overrides():
+    s = setup("smoke", "synthetic", 3, {"sfr.weighting": "none"}, 2)
+    assert s.loop_kw == {"time_budget_s": 120} and s.P.seed == 3 and s.P.sfr.weighting == "none"

@@ -348,3 +348,18 @@ def test_sfr_stage_trains_any_generator_with_any_subset_of_eq10(tmp_path):
     assert {"loss", "rec"} <= cols and not cols & {"adv", "d2", "perceptual", "style", "tv"}
     with pytest.raises(ValueError, match="guess"):
         SFRStage(None, None, None, l1, generator=UNet(ngf=4, depth=2, img_size=16), guess="ifr")
+
+
+def test_a_variant_that_draws_other_training_masks_keeps_the_data_folder(trained):
+    """The leak-free variant trains on procedural masks: its runs live beside the main model's (same data
+    tag), record that tag, and load back as a pipeline."""
+    P, _, _, _ = trained
+    results = T.train_variant(P, "leak_free", progress=False)
+    assert all(r.finished for r in results.values())
+    import json
+
+    for kind in ("ifr", "sfr"):
+        run = T.stage_runs(P, "leak_free")[kind][0]
+        cfg = json.loads((T.run_dir(P, run) / "config.json").read_text())["config"]
+        assert cfg["data_identity"]["tag"] == T.data_tag(P) and cfg["data"]["mask_protocol"] == "leak_free"
+    assert T.trained_model(P, "leak_free").sfr is not None

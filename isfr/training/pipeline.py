@@ -215,9 +215,11 @@ def run_dir(preset: Preset, run: str) -> Path:
     return runs_dir(preset.name) / data_tag(preset) / (run + run_key(preset))
 
 
-def run_config(preset: Preset, **extra: Any) -> dict[str, Any]:
-    """What a run's ``config.json`` and checkpoints record: the preset and the data's identity."""
-    return {**preset.to_dict(), "data_identity": data_identity(data_config(preset)).as_dict(), **extra}
+def run_config(preset: Preset, data: Preset | None = None, **extra: Any) -> dict[str, Any]:
+    """What a run's ``config.json`` and checkpoints record: the preset and the identity of the data of ``data``
+    (default ``preset``): a variant's runs (e.g. the leak-free one, which draws other training masks) live
+    in the folder of the base preset's data and record that identity; their own settings are the config."""
+    return {**preset.to_dict(), "data_identity": data_identity(data_config(data or preset)).as_dict(), **extra}
 
 
 def _best(preset: Preset, run: str) -> dict:
@@ -328,7 +330,7 @@ def train_ifr(preset: Preset, variant: Variant | str = "full", data_root: str | 
     stage = IFRStage(model, _disc(p), p.loss, lr=s.lr, betas=s.betas, mask_constraint=v.ifr_mask_constraint)
     return fit(stage, build_from_config(data_config(p), "train"),
                loop_config(p, steps, s.batch_size, **loop_kw), run_dir(preset, run),
-               val_batches=val_batches(p), config=run_config(p), preset=preset.name, overwrite=force)
+               val_batches=val_batches(p), config=run_config(p, preset), preset=preset.name, overwrite=force)
 
 
 def train_sfr(preset: Preset, variant: Variant | str = "full", data_root: str | None = None, force: bool = False,
@@ -339,7 +341,7 @@ def train_sfr(preset: Preset, variant: Variant | str = "full", data_root: str | 
     p = variant_preset(preset, v)
     runs = stage_runs(preset, v, budget)
     model = load_stage1(build_model(preset, v), preset)
-    config = run_config(p)
+    config = run_config(p, preset)
     if v.use_ifr:
         ifr = _best(preset, runs["ifr"][0])
         model.ifr.load_state_dict(ifr["modules"]["ifr"])

@@ -412,3 +412,20 @@ def test_a_run_trained_by_another_process_is_refused(tmp_path: Path) -> None:
     assert fit(ToyStage(), ToyData(), toy_cfg(), run, config=ToyConfig()).finished  # free again
     with open(lock, "a") as f:  # and released after the run
         fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
+def test_config_json_follows_an_extended_run(tmp_path: Path) -> None:
+    """Extending a finished run (more total steps) rewrites config.json with what it now trains to and
+    says from which step; a plain resume with the same settings leaves it as it was."""
+    import json
+
+    fit(ToyStage(), ToyData(), toy_cfg(total_steps=4), tmp_path)
+    first = json.loads((tmp_path / "config.json").read_text())
+    fit(ToyStage(), ToyData(), toy_cfg(total_steps=4), tmp_path)  # already done: nothing to record
+    assert json.loads((tmp_path / "config.json").read_text()) == first
+    fit(ToyStage(), ToyData(), toy_cfg(total_steps=6, max_steps_this_call=1), tmp_path)
+    cfg = json.loads((tmp_path / "config.json").read_text())
+    assert cfg["loop_config"]["total_steps"] == 6 and cfg["started"] == first["started"]
+    assert cfg["history"] == [{**cfg["history"][0], "from_step": 4, "changed": ["loop_config.total_steps"]}]
+    fit(ToyStage(), ToyData(), toy_cfg(total_steps=6), tmp_path)  # resumed with the same settings
+    assert json.loads((tmp_path / "config.json").read_text())["history"] == cfg["history"]

@@ -360,8 +360,12 @@ def is_finished(run_dir: str | Path, total_steps: int | None = None) -> bool:
 
 
 def _read_done(run_dir: Path) -> dict[str, Any] | None:
+    return _json_or_none(run_dir / "done.json")
+
+
+def _json_or_none(path: Path) -> dict[str, Any] | None:
     try:
-        return json.loads((run_dir / "done.json").read_text(encoding="utf-8"))
+        return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
 
@@ -645,12 +649,7 @@ def _fit(stage: Stage, data: Any, cfg: TrainLoopConfig, run_dir: Path, val_batch
     if info.is_main:
         _tidy_checkpoint_dir(run, ckpt)
         (run_dir / "done.json").unlink(missing_ok=True)
-        if ckpt is None:
-            atomic_write_json({"stage": stage.name, "preset": preset, "config": to_plain(config),
-                               "loop_config": asdict(cfg), "git_commit": git_commit(),
-                               "world_size": info.world_size, "hardware": hardware(),
-                               "started": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")},
-                              run_dir / "config.json")
+        _write_config(run_dir, stage.name, preset, config, cfg, info.world_size, None if ckpt is None else int(ckpt["step"]))
     if val_batches is not None and not hasattr(stage, "validate"):
         raise TypeError(f"stage {stage.name!r} has no validate() but val_batches were given")
 
@@ -660,6 +659,32 @@ def _fit(stage: Stage, data: Any, cfg: TrainLoopConfig, run_dir: Path, val_batch
     batches = run.batches(data, stop, collate_fn)
     run.check_data_position(ckpt)
     return _train(run, batches, start, stop, val_batches)
+
+
+def _write_config(run_dir: Path, stage: str, preset: str | None, config: Any, cfg: TrainLoopConfig,
+                  world_size: int, resumed_at: int | None) -> None:
+    """``config.json``: what the run trains with. A resumed run whose settings changed (an extended schedule,
+    say) gets the new ones, and ``history`` says from which step, at which commit, what changed."""
+    now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    new = {"stage": stage, "preset": preset, "config": to_plain(config), "loop_config": to_plain(asdict(cfg)),
+           "git_commit": git_commit(), "world_size": world_size, "hardware": hardware()}
+    path = run_dir / "config.json"
+    old = _json_or_none(path) if resumed_at is not None else None
+    if old is None:
+        atomic_write_json({**new, "started": now}, path)
+        return
+    changed = [k.split(":")[0] for k in config_diff(old.get("config"), new["config"])]
+    changed += ["loop_config." + k.split(":")[0] for k in config_diff(
+        {k: v for k, v in (old.get("loop_config") or {}).items() if k not in _PER_CALL},
+        {k: v for k, v in new["loop_config"].items() if k not in _PER_CALL})]
+    if changed:
+        history = old.get("history", []) + [{"from_step": resumed_at, "git_commit": new["git_commit"],
+                                             "time": now, "changed": changed}]
+        atomic_write_json({**new, "started": old.get("started"), "history": history}, path)
+
+
+#: loop settings that only steer one call (not what the run is): never recorded as a change
+_PER_CALL = ("max_steps_this_call", "time_budget_s", "progress", "tensorboard")
 
 
 def _tidy_checkpoint_dir(run: _Run, ckpt: dict[str, Any] | None) -> None:

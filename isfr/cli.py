@@ -52,10 +52,10 @@ def _ladder(args: argparse.Namespace) -> int:
     from .ladder import ladder_preset, run_ladder, write_ladder
 
     if args.table_only:
-        table = write_ladder(ladder_preset(args.data_root))
+        table = write_ladder(ladder_preset(args.data_root, args.preset), steps=args.steps)
     else:
-        table = run_ladder(args.rungs, args.data_root, progress=not args.no_progress)
-    print(f"{len(table)} rung(s) in figures/small/ladder.md")
+        table = run_ladder(ladder_preset(args.data_root, args.preset), args.rungs, args.steps, not args.no_progress)
+    print(f"{len(table)} rung(s) in figures/{args.preset}/ladder.md")
     return 0
 
 
@@ -133,7 +133,9 @@ def main(argv: list[str] | None = None) -> int:
     lad = sub.add_parser("ladder", help="the equal-compute ladder from a plain U-Net to ISFRNet (small preset, resumable)")
     lad.add_argument("--rungs", nargs="*", default=None, help="rungs to train and score (default: all, see isfr.ladder)")
     lad.add_argument("--data-root", default=None, help="dataset folder (default: $ISFR_DATA_ROOT, else synthetic faces)")
-    lad.add_argument("--table-only", action="store_true", help="only rewrite figures/small/ladder.* from finished rungs")
+    lad.add_argument("--table-only", action="store_true", help="only rewrite figures/<preset>/ladder.* from finished rungs")
+    lad.add_argument("--preset", default="small", choices=("small", "smoke"), help="smoke: checks the code only")
+    lad.add_argument("--steps", type=int, default=None, help="steps of every rung (smoke only; default: the ladder's)")
     lad.add_argument("--no-progress", action="store_true")
     lad.set_defaults(func=_ladder)
     i = sub.add_parser("inpaint", help="fill the holes of a photo (or a folder of photos) with a trained ISFRNet")

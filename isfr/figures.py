@@ -311,10 +311,11 @@ def table_figure(df: pd.DataFrame, note: str = "", title: str = "", max_rows: in
 
 # ---------------------------------------------------------------- the index of figures/
 def indexed_outputs(cpu_stage1: bool, readme: str | os.PathLike | None = None,
-                    include_notebooks: bool = True) -> list[str]:
+                    include_notebooks: bool = True, upto: str | None = None) -> list[str]:
     """Files ``figures/README.md`` lists for one run (rows ``| `file` | notebook | presets | ...``).
 
-    ``cpu_stage1``: stage 1 was trained here (rows marked "CPU presets" count only then).
+    ``cpu_stage1``: stage 1 was trained here (rows marked "CPU presets" count only then); ``upto``
+    (e.g. ``"06"``): only files of the notebooks up to that one.
     """
     from isfr.paths import REPO_ROOT
 
@@ -327,11 +328,14 @@ def indexed_outputs(cpu_stage1: bool, readme: str | os.PathLike | None = None,
         name, notebook, presets = cells[0].strip("`"), cells[1], cells[2]
         if (presets == "CPU presets" and not cpu_stage1) or (notebook == "reproduce" and not include_notebooks):
             continue
+        if upto is not None and notebook.isdigit() and int(notebook) > int(upto):
+            continue
         files.append(name)
     return files
 
 
-def missing_outputs(folder: str | os.PathLike, cpu_stage1: bool, include_notebooks: bool = True) -> list[str]:
-    """Indexed files absent from ``folder`` (``figures/<preset>/``)."""
-    return [f for f in indexed_outputs(cpu_stage1, include_notebooks=include_notebooks)
+def missing_outputs(folder: str | os.PathLike, cpu_stage1: bool, include_notebooks: bool = True,
+                    upto: str | None = None) -> list[str]:
+    """Indexed files absent from ``folder`` (``figures/<preset>/``), of the notebooks up to ``upto``."""
+    return [f for f in indexed_outputs(cpu_stage1, include_notebooks=include_notebooks, upto=upto)
             if not (Path(folder) / f).is_file()]

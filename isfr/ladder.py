@@ -125,11 +125,17 @@ RUNGS: dict[str, Rung] = {r.name: r for r in (
 # ------------------------------------------------------------------------------ training
 
 
-def ladder_preset(data_root: str | None = None) -> Preset:
-    """The ``small`` preset the ladder reads (its data, masks, precision and upstream stages)."""
+def ladder_preset(data_root: str | None = None, preset: str = "small") -> Preset:
+    """The preset the ladder reads (its data, masks, precision, widths and upstream stages): ``small``;
+    ``smoke`` only checks that the code runs (notebook 08 under nbval, a few steps per rung)."""
     from isfr.training import pipeline as T
 
-    return T.with_data_root(get_preset("small"), data_root)
+    return T.with_data_root(get_preset(preset), data_root)
+
+
+def rung(name: str, steps: int | None = None) -> Rung:
+    """Rung ``name`` of :data:`RUNGS`, at ``steps`` instead of its own step count when given (smoke)."""
+    return RUNGS[name] if steps is None else dataclasses.replace(RUNGS[name], steps=steps)
 
 
 def rung_dir(P: Preset, rung: Rung) -> Path:
@@ -222,11 +228,12 @@ def upstream_hours(P: Preset) -> float:
 def _hours(run: Path) -> float:
     from isfr.training.record import train_seconds
 
-    log = pd.read_csv(run / "train_log.csv")
-    return train_seconds(log["elapsed_s"]) / 3600
+    if not (run / "train_log.csv").is_file():  # fewer steps than log_every (smoke)
+        return float("nan")
+    return train_seconds(pd.read_csv(run / "train_log.csv")["elapsed_s"]) / 3600
 
 
-def ladder_table(P: Preset, names: list[str] | None = None, n_boot: int = 1000) -> pd.DataFrame:
+def ladder_table(P: Preset, names: list[str] | None = None, n_boot: int = 1000, steps: int | None = None) -> pd.DataFrame:
     """One row per finished rung: scores, paired differences vs its parent and vs biharmonic, CPU-hours."""
     from isfr.evaluation import head_to_head, read_csv
 
@@ -234,15 +241,15 @@ def ladder_table(P: Preset, names: list[str] | None = None, n_boot: int = 1000) 
     scores: dict[str, pd.DataFrame] = {}
     rows = []
     for name in names or list(RUNGS):
-        rung = RUNGS[name]
-        d = rung_dir(P, rung)
+        r_ = rung(name, steps)
+        d = rung_dir(P, r_)
         if not (d / "val_scores.csv.gz").is_file():
             continue
         scores[name] = read_csv(d / "val_scores.csv.gz")
-        up = upstream_hours(P) if rung.guess == "ifr" else 0.0
+        up = upstream_hours(P) if r_.guess == "ifr" else 0.0
         done = json.loads((d / "done.json").read_text()) if (d / "done.json").is_file() else {}
-        row: dict[str, Any] = {"rung": name, "parent": rung.parent or "", "change": rung.change,
-                               "seed": rung.seed, "steps": done.get("step", rung.steps),
+        row: dict[str, Any] = {"rung": name, "parent": r_.parent or "", "change": r_.change,
+                               "seed": r_.seed, "steps": done.get("step", r_.steps),
                                "best_step": (done.get("best") or {}).get("step"),
                                "train_cpu_h": round(_hours(d), 3), "upstream_cpu_h": round(up, 3)}
         row["cpu_h"] = round(row["train_cpu_h"] + up, 3)
@@ -254,8 +261,8 @@ def ladder_table(P: Preset, names: list[str] | None = None, n_boot: int = 1000) 
                 row[f"{m} {r}"] = g[f"{m} {name}"]
             row[f"psnr {r} vs biharmonic"] = g["psnr diff"]
             row[f"psnr {r} vs biharmonic lo"], row[f"psnr {r} vs biharmonic hi"] = g["psnr diff_lo"], g["psnr diff_hi"]
-        if rung.parent in scores:
-            vs_p = head_to_head(pd.concat([scores[name], scores[rung.parent]]), name, rung.parent,
+        if r_.parent in scores:
+            vs_p = head_to_head(pd.concat([scores[name], scores[r_.parent]]), name, r_.parent,
                                 groups=("20-40", "40-60"), n_boot=n_boot)
             for _, g in vs_p.iterrows():
                 r = g["group"]
@@ -280,7 +287,7 @@ def _ci(v: float, lo: float, hi: float) -> str:
     return "" if pd.isna(v) else f"{v:+.2f} [{lo:+.2f}, {hi:+.2f}]"
 
 
-def ladder_markdown(table: pd.DataFrame, note: str) -> str:
+def ladder_markdown(table: pd.DataFrame, note: str, steps: int = STEPS, batch: int = 16, pairs: int = 4680) -> str:
     """The ladder as Markdown: one line per rung, the paired CIs, seed noise, and the provenance."""
     head = ("| rung | parent | change | CPU-h (train + upstream) | PSNR 20-40 | vs parent | vs biharmonic "
             "| PSNR 40-60 | vs parent | vs biharmonic | SSIM 20-40 | SSIM 40-60 |\n" + "|---" * 12 + "|\n")
@@ -298,18 +305,18 @@ def ladder_markdown(table: pd.DataFrame, note: str) -> str:
     n_seeds = int(table["rung"].str.fullmatch(r"unet(_seed\d+)?").sum())
     pending = [n for n in RUNGS if n not in set(table["rung"])]
     return ("# The equal-compute ladder (ours, not the paper's)\n\n"
-            f"Every rung: {STEPS:,} steps at batch 16, lr x{LR_DECAY[1]} from step {LR_DECAY[0]:,}, val-best "
-            "checkpoint, scored on the whole val split (780 images x 6 buckets), composited, uint8. "
+            f"Every rung: {steps:,} steps at batch {batch}, lr x{LR_DECAY[1]} for the last sixth, val-best "
+            f"checkpoint, scored on the whole val split ({pairs:,} image-mask pairs, one mask per bucket), composited, uint8. "
             "Differences are paired (same image and mask), mean [95 % percentile-bootstrap CI, 1,000 resamples]. "
-            "CPU-hours: one process at OMP_NUM_THREADS=1 while the other core was busy; a rung reading the IFR "
-            "output adds stages 1-2's hours. Perceptual and style terms use random VGG features: they are not "
+            "CPU-hours: training wall time of one process at one torch thread (the other core ran another job); "
+            "a rung reading the IFR output adds stages 1-2's hours. Perceptual and style terms use random VGG features: they are not "
             "the paper's losses.\n\n" + head + "\n".join(lines) + "\n\n"
             f"Seed noise (sd of the base rung's PSNR over {n_seeds} "
             f"seeds): 20-40 % {noise['20-40']:.2f} dB, 40-60 % {noise['40-60']:.2f} dB.\n\n"
             + (f"Not run yet: {', '.join(pending)}.\n\n" if pending else "") + f"Source: {note}\n")
 
 
-def ladder_figure(table: pd.DataFrame, note: str):
+def ladder_figure(table: pd.DataFrame, note: str, title: str = "Equal-compute ladder, small preset (64 px)"):
     """Left: each rung's PSNR gain over biharmonic against its CPU-hours; right: its gain over its parent."""
     import matplotlib.pyplot as plt
 
@@ -334,13 +341,13 @@ def ladder_figure(table: pd.DataFrame, note: str):
     b.invert_yaxis()
     b.set(xlabel="PSNR vs parent rung (dB, 95 % CI)", title="What each ingredient buys")
     b.legend()
-    fig.suptitle("Equal-compute ladder, small preset (64 px)", fontsize=11)
+    fig.suptitle(title, fontsize=11)
     fig.text(0.01, 0.005, note, fontsize=6)
     fig.tight_layout(rect=(0, 0.03, 1, 1))
     return fig
 
 
-def write_ladder(P: Preset, out: Path | None = None) -> pd.DataFrame:
+def write_ladder(P: Preset, out: Path | None = None, steps: int | None = None) -> pd.DataFrame:
     """``figures/<preset>/ladder.{csv,md,png}`` and each finished rung's logs and per-image scores."""
     from isfr.figures import save_figure
     from isfr.paths import figures_dir
@@ -348,32 +355,39 @@ def write_ladder(P: Preset, out: Path | None = None) -> pd.DataFrame:
     from isfr.utils import atomic_write_text
 
     out = out or figures_dir(P.name)
-    table = ladder_table(P)
+    table = ladder_table(P, steps=steps)
     if table.empty:
         return table
     for name in table["rung"]:
-        src, dst = rung_dir(P, RUNGS[name]), out / "ladder_runs" / name
+        src, dst = rung_dir(P, rung(name, steps)), out / "ladder_runs" / name
         dst.mkdir(parents=True, exist_ok=True)
         for f in ("config.json", "done.json", "train_log.csv", "val_log.csv", "val_scores.csv.gz"):
             if (src / f).is_file():
                 shutil.copyfile(src / f, dst / f)
     from isfr.data import resolve_data_root
 
-    note = T.provenance(P, resolve_data_root(P.data.root), f"{STEPS} steps per rung (batch 16)")
+    n, batch = steps or STEPS, P.schedule.batch_size
+    note = T.provenance(P, resolve_data_root(P.data.root), f"{n} steps per rung (batch {batch})")
     table.to_csv(out / "ladder.csv", index=False, float_format="%.4f")
-    atomic_write_text(ladder_markdown(table, note), out / "ladder.md")
-    save_figure(ladder_figure(table, note), out / "ladder.png")
+    atomic_write_text(ladder_markdown(table, note, n, batch, len(biharmonic_scores(P))), out / "ladder.md")
+    save_figure(ladder_figure(table, note, f"Equal-compute ladder, {P.name} preset ({P.data.resolution} px)"),
+                out / "ladder.png")
     return table
 
 
-def run_ladder(names: list[str] | None = None, data_root: str | None = None, progress: bool = True) -> pd.DataFrame:
-    """Train and score ``names`` (default: every rung, in :data:`RUNGS` order), then write the table."""
-    P = ladder_preset(data_root)
+#: rungs that cross every code path (one and two encoders, VGG, D2, the IFR's output, the SFR layout): smoke
+SMOKE_RUNGS = ("unet", "unet_seed1", "+perceptual", "+adv", "2enc_ifr", "sfr_layout")
+
+
+def run_ladder(P: Preset, names: list[str] | None = None, steps: int | None = None,
+               progress: bool = True) -> pd.DataFrame:
+    """Train and score ``names`` (default: every rung, in :data:`RUNGS` order) on :func:`ladder_preset` ``P``,
+    then write the table; ``steps`` replaces every rung's step count (smoke only)."""
     biharmonic_scores(P)
     for name in names or list(RUNGS):
-        rung = RUNGS[name]
-        res, gen, upstream = train_rung(P, rung, progress=progress)
+        r = rung(name, steps)
+        res, gen, upstream = train_rung(P, r, progress=progress)
         if res.finished:
-            score_rung(P, rung, gen, upstream)
+            score_rung(P, r, gen, upstream)
             print(f"{name}: {res.step} steps ({res.stop_reason}), scored", flush=True)
-    return write_ladder(P)
+    return write_ladder(P, steps=steps)

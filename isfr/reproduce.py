@@ -6,13 +6,11 @@ The executed copies are kept beside that preset's figures
 from __future__ import annotations
 
 import os
-import sys
 import time
 from pathlib import Path
 
 from .config import PRESETS
 from .paths import NOTEBOOKS_DIR, figures_dir
-
 
 
 def numbered_notebooks(folder: Path = NOTEBOOKS_DIR) -> list[Path]:
@@ -62,8 +60,3 @@ def reproduce(
               f"[isfr reproduce] WARNING: figures/README.md lists files this run did not write: {missing}", flush=True)
     return done
 
-
-if __name__ == "__main__":  # pragma: no cover
-    from .cli import main
-
-    sys.exit(main(["reproduce", *sys.argv[1:]]))

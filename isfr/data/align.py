@@ -43,7 +43,7 @@ from skimage.transform import ProjectiveTransform, SimilarityTransform, warp
 # /work/shared/data/celeba/img_align_celeba, each center-cropped and resized to 256 px by
 # ``load_square``: dlib found a face in 194 of 200 (the mean is over those). Per-point std over
 # images is CELEBA_TEMPLATE_STD (same units; CelebA's own alignment leaves ~1-2% jitter, the nose
-# ~2.5%). Re-measure: ``python -m isfr.data.align /path/to/img_align_celeba 200``.
+# ~2.5%). Re-measure: ``python tools/measure_template.py /path/to/img_align_celeba 200``.
 CELEBA_TEMPLATE = np.array([
     [0.65130, 0.52146],
     [0.56379, 0.52831],
@@ -111,18 +111,14 @@ def template_pixels(resolution: int, template: np.ndarray = CELEBA_TEMPLATE) -> 
     return np.asarray(template, dtype=np.float64) * resolution - 0.5
 
 
-def measure_template(paths: Iterable[str | os.PathLike], resolution: int = 256) -> tuple[np.ndarray, np.ndarray, int]:
-    """Mean and std of the normalised 5-point landmarks over ``paths`` after ``load_square``; faces found.
-
-    How :data:`CELEBA_TEMPLATE` was made (see the comment above it).
-    """
-    from .images import load_square
-
+def measure_template(faces: Iterable[Image.Image]) -> tuple[np.ndarray, np.ndarray, int]:
+    """Mean and std of the normalised 5-point landmarks over square ``faces`` (e.g. ``load_square``'d
+    files); faces found. How :data:`CELEBA_TEMPLATE` was made (``tools/measure_template.py``)."""
     found = []
-    for p in paths:
-        lm = detect_landmarks(load_square(p, resolution))
+    for face in faces:
+        lm = detect_landmarks(face)
         if lm is not None:
-            found.append((lm + 0.5) / resolution)
+            found.append((lm + 0.5) / face.size[0])
     if not found:
         raise ValueError("no face found in any of the given images; cannot measure a template")
     arr = np.stack(found)
@@ -273,18 +269,3 @@ def paste_back(original: Image.Image, aligned_result: Image.Image, transform: An
     patch_u8 = np.clip(np.rint(patch * 255.0), 0, 255).astype(np.uint8)
     out[y0:y1 + 1, x0:x1 + 1][region] = patch_u8[region]
     return Image.fromarray(out)
-
-
-def _main(argv: list[str] | None = None) -> None:  # pragma: no cover - measurement helper
-    import sys
-
-    args = sys.argv[1:] if argv is None else argv
-    folder, n = args[0], int(args[1]) if len(args) > 1 else 200
-    names = sorted(f for f in os.listdir(folder) if f.lower().endswith((".jpg", ".jpeg", ".png")))[:n]
-    mean, std, found = measure_template([os.path.join(folder, f) for f in names])
-    np.set_printoptions(precision=4, suppress=True)
-    print(f"faces found: {found} of {len(names)}\nmean:\n{mean!r}\nstd:\n{std!r}")
-
-
-if __name__ == "__main__":  # pragma: no cover
-    _main()

@@ -18,6 +18,16 @@ def _real_data_root() -> Path | None:
 
 
 @pytest.fixture(scope="session", autouse=True)
+def one_torch_thread():
+    """The suite's thread policy: one torch thread. Its models are tiny (threads cost more than they
+    save) and on a shared 2-core machine two contending threads stall (seconds instead of ms)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="session", autouse=True)
 def hermetic_outputs(tmp_path_factory):
     """Every folder the suite writes is a temporary one: runs, figures (manifests included) and the mask cache."""
     mp = pytest.MonkeyPatch()

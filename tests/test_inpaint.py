@@ -15,15 +15,6 @@ from isfr.models.isfrnet import ISFRNet, ISFRNetConfig
 RES = 64
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny convolutions: one thread avoids OpenMP oversubscription on a busy shared CPU (seconds -> ms)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def ckpt(tmp_path_factory):
     torch.manual_seed(0)

@@ -27,14 +27,6 @@ RES = 64  # the smoke preset's resolution
 BOX = (0.3, 0.35, 0.7, 0.65)  # the hole: x0, y0, x1, y1 as fractions
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _save_model(path: Path, **extra) -> Path:
     torch.manual_seed(0)
     ISFRNet(ISFRNetConfig.from_preset(get_preset("smoke"))).save(path, **extra)

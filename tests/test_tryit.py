@@ -17,14 +17,6 @@ from isfr.models.isfrnet import ISFRNet, ISFRNetConfig
 RES = 64  # the smoke preset's resolution
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def model():
     torch.manual_seed(0)

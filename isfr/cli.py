@@ -170,9 +170,10 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--no-progress", action="store_true")
     e.set_defaults(func=_evaluate)
     args = p.parse_args(argv)
-    from .utils import one_line_warnings  # after parsing: `isfr --help` imports no torch
+    from .utils import one_line_warnings, thread_policy  # after parsing: `isfr --help` imports no torch
 
     one_line_warnings()
+    thread_policy()
     return args.func(args)
 
 

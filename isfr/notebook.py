@@ -42,9 +42,10 @@ def setup(preset: str, data_root: str | None = "", seed: int = 0, overrides: dic
 
     from isfr.training import pipeline as T
 
-    from isfr.utils import one_line_warnings
+    from isfr.utils import one_line_warnings, thread_policy
 
     one_line_warnings()  # one line each, so that progress bars stay whole
+    thread_policy()
     warnings.filterwarnings("ignore", message=".*synthetic.*")  # every output made from them says so
     torch.manual_seed(seed)
     P = T.with_data_root(get_preset(preset, seed=seed, **(overrides or {})), data_root or None)

@@ -7,6 +7,7 @@ import json
 import os
 import random
 import subprocess
+import sys
 import tempfile
 import warnings
 from pathlib import Path
@@ -25,6 +26,7 @@ __all__ = [
     "atomic_write_json",
     "atomic_torch_save",
     "one_line_warnings",
+    "thread_policy",
     "TMP_SUFFIX",
 ]
 
@@ -204,13 +206,34 @@ def atomic_torch_save(obj: Any, path: str | Path) -> None:
 
 def one_line_warnings() -> None:
     """Print warnings as one line, ``warning: <message>`` (newlines in it become spaces), without the
-    source line Python adds: for command lines and notebooks, where it would break tqdm bars."""
+    source line Python adds, through ``tqdm.write``, which lifts any progress bar above the line and
+    redraws it below: for command lines and notebooks."""
 
     def fmt(message: Warning | str, category: type[Warning], filename: str, lineno: int,
             line: str | None = None) -> str:
         return "warning: " + " ".join(str(message).split()) + "\n"
 
-    warnings.formatwarning = fmt
+    def show(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+             file: IO[str] | None = None, line: str | None = None) -> None:
+        from tqdm import tqdm
+
+        tqdm.write(fmt(message, category, filename, lineno).rstrip("\n"), file=file or sys.stderr)
+
+    warnings.formatwarning, warnings.showwarning = fmt, show
+
+
+def thread_policy(n: int | None = None) -> int:
+    """Set torch's intra-op threads for this process and return the count (``benchmarks/bench_threads.py``
+    measured it): ``n`` if given, else ``$ISFR_THREADS``; else, when ``OMP_NUM_THREADS`` is unset, one
+    thread while another job keeps a core busy (1-minute load average >= 0.75; two threads beside a busy
+    process stall) and torch's default (every core) on an idle machine."""
+    if n is None and os.environ.get("ISFR_THREADS"):
+        n = int(os.environ["ISFR_THREADS"])
+    if n is None and "OMP_NUM_THREADS" not in os.environ and os.getloadavg()[0] >= 0.75:
+        n = 1
+    if n is not None:
+        torch.set_num_threads(max(1, n))
+    return torch.get_num_threads()
 
 
 def hardware() -> str:

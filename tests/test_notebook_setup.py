@@ -24,3 +24,37 @@ def test_setup_notes_name_everything(steps, monkeypatch):
 def test_setup_time_budget_and_overrides():
     s = setup("smoke", "synthetic", 3, {"sfr.weighting": "none"}, 2)
     assert s.loop_kw == {"time_budget_s": 120} and s.P.seed == 3 and s.P.sfr.weighting == "none"
+
+
+def test_thread_policy(monkeypatch):
+    import os
+
+    import torch
+
+    from isfr.utils import thread_policy
+
+    n = torch.get_num_threads()
+    try:
+        assert thread_policy(1) == 1
+        monkeypatch.setenv("ISFR_THREADS", "2")
+        assert thread_policy() == 2
+        monkeypatch.delenv("ISFR_THREADS")
+        monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+        monkeypatch.setattr(os, "getloadavg", lambda: (1.5, 1.0, 1.0))  # another job keeps a core busy
+        assert thread_policy() == 1
+    finally:
+        torch.set_num_threads(n)
+
+
+def test_warnings_are_one_line_through_tqdm(capsys):
+    import warnings
+
+    from isfr.utils import one_line_warnings
+
+    old = warnings.showwarning, warnings.formatwarning
+    try:
+        one_line_warnings()
+        warnings.warn("first line\nsecond line", UserWarning)
+    finally:
+        warnings.showwarning, warnings.formatwarning = old
+    assert capsys.readouterr().err == "warning: first line second line\n"

@@ -21,11 +21,11 @@ from torch.utils.data import DataLoader
 from isfr.backbones import VGG16_FILE, hub_checkpoint_path, load_vgg16_features
 from isfr.config import Preset, get_preset
 from isfr.data import build_from_config, data_identity
-from isfr.models.discriminators import PatchDiscriminator
 from isfr.losses import LossConfig
+from isfr.models.discriminators import PatchDiscriminator
 from isfr.models.isfrnet import ISFRNet, ISFRNetConfig
-from isfr.models.unet import UNet
 from isfr.models.stylegan2 import Discriminator
+from isfr.models.unet import UNet
 from isfr.paths import REPO_ROOT, figures_dir, runs_dir
 from isfr.utils import seeded
 
@@ -256,8 +256,9 @@ def build_model(preset: Preset, variant: Variant | str = "full") -> ISFRNet:
                        root=REPO_ROOT)
 
 
-def _disc(p: Preset) -> PatchDiscriminator:
-    with seeded(p.seed + 1):
+def _disc(p: Preset, seed: int | None = None) -> PatchDiscriminator:
+    """D1 / D2 of the preset's widths, initialised from ``seed`` (default the preset's) + 1."""
+    with seeded((p.seed if seed is None else seed) + 1):
         return PatchDiscriminator(p.disc)
 
 
@@ -369,8 +370,7 @@ def train_refiner(preset: Preset, folder: Path, generator: torch.nn.Module, loss
     trained stages 1-2 of the preset's main model, which are returned (frozen) for scoring."""
     seed = preset.seed if seed is None else seed
     upstream = trained_model(preset, "full", upto="ifr").cpu() if guess == "ifr" else None
-    with seeded(seed + 1):
-        d2 = PatchDiscriminator(preset.disc) if loss.uses_d2 else None
+    d2 = _disc(preset, seed) if loss.uses_d2 else None
     stage = SFRStage(upstream, d2, _vgg(preset) if loss.uses_vgg else None, loss, lr=lr, betas=preset.schedule.betas,
                      generator=generator, key=key, guess=guess)
     cfg = loop_config(dataclasses.replace(preset, seed=seed), steps, preset.schedule.batch_size, lr_decay=lr_decay,
@@ -461,7 +461,8 @@ def export_path(preset: Preset, variant: Variant | str = "full") -> Path:
 def export_pipeline(preset: Preset, variant: Variant | str = "full", path: str | Path | None = None,
                     data_root: str | None = None) -> Path:
     """Write the assembled pipeline to one file (:func:`export_path` by default) for ``isfr inpaint``,
-    with the preset, the data's identity and the steps each stage ran (``schedule_done``)."""
+    with the preset, the data's identity, the steps of every stage and whether each run finished
+    (``schedule``: :func:`schedule_status`)."""
     v, preset = _variant(variant), with_data_root(preset, data_root)
     path = Path(path) if path else export_path(preset, v)
     trained_model(preset, v).save(path, preset=preset.name, variant=v.name, preset_config=preset.to_dict(),

@@ -363,3 +363,14 @@ def test_a_variant_that_draws_other_training_masks_keeps_the_data_folder(trained
         cfg = json.loads((T.run_dir(P, run) / "config.json").read_text())["config"]
         assert cfg["data_identity"]["tag"] == T.data_tag(P) and cfg["data"]["mask_protocol"] == "leak_free"
     assert T.trained_model(P, "leak_free").sfr is not None
+
+
+@pytest.mark.shared_data
+def test_switching_between_synthetic_and_celeba_never_reuses(trained, data_root):
+    """A synthetic-trained stage 1 is not found by a CelebA run (and a CelebA run's folder is another)."""
+    P, _, _, _ = trained
+    celeba = T.with_data_root(P, data_root)
+    assert T.data_tag(celeba).startswith("celeba-") and T.run_dir(celeba, "stylegan") != T.run_dir(P, "stylegan")
+    with pytest.raises(FileNotFoundError, match="celeba-"):
+        T.train_psp(P, str(data_root), progress=False)  # its StyleGAN2 was trained on synthetic faces only
+    assert not T.run_dir(celeba, "psp").exists()

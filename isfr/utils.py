@@ -7,7 +7,6 @@ import json
 import os
 import random
 import subprocess
-import sys
 import tempfile
 import warnings
 from pathlib import Path
@@ -206,20 +205,14 @@ def atomic_torch_save(obj: Any, path: str | Path) -> None:
 
 def one_line_warnings() -> None:
     """Print warnings as one line, ``warning: <message>`` (newlines in it become spaces), without the
-    source line Python adds, through ``tqdm.write``, which lifts any progress bar above the line and
-    redraws it below: for command lines and notebooks."""
+    source line Python adds: for command lines and notebooks (``warnings.formatwarning`` only, so that
+    ``catch_warnings(record=True)`` and pytest still record them)."""
 
     def fmt(message: Warning | str, category: type[Warning], filename: str, lineno: int,
             line: str | None = None) -> str:
         return "warning: " + " ".join(str(message).split()) + "\n"
 
-    def show(message: Warning | str, category: type[Warning], filename: str, lineno: int,
-             file: IO[str] | None = None, line: str | None = None) -> None:
-        from tqdm import tqdm
-
-        tqdm.write(fmt(message, category, filename, lineno).rstrip("\n"), file=file or sys.stderr)
-
-    warnings.formatwarning, warnings.showwarning = fmt, show
+    warnings.formatwarning = fmt
 
 
 def thread_policy(n: int | None = None) -> int:

@@ -138,11 +138,16 @@ def rung(name: str, steps: int | None = None) -> Rung:
     return RUNGS[name] if steps is None else dataclasses.replace(RUNGS[name], steps=steps)
 
 
-def rung_dir(P: Preset, rung: Rung) -> Path:
+def ladder_dir(P: Preset) -> Path:
+    """``runs/<preset>/<data tag>/ladder``: every rung's run folder and the cached biharmonic scores."""
     from isfr.paths import runs_dir
     from isfr.training.pipeline import data_tag
 
-    return runs_dir(P.name) / data_tag(P) / "ladder" / f"{rung.name}@{rung.key()}"
+    return runs_dir(P.name) / data_tag(P) / "ladder"
+
+
+def rung_dir(P: Preset, rung: Rung) -> Path:
+    return ladder_dir(P) / f"{rung.name}@{rung.key()}"
 
 
 def build_generator(P: Preset, rung: Rung) -> torch.nn.Module:
@@ -202,10 +207,9 @@ def biharmonic_scores(P: Preset) -> pd.DataFrame:
     """``inpaint_biharmonic`` on the whole val split (cached in the ladder folder)."""
     from isfr.baselines import biharmonic
     from isfr.evaluation import evaluate, read_csv, write_csv
-    from isfr.paths import runs_dir
     from isfr.training import pipeline as T
 
-    path = runs_dir(P.name) / T.data_tag(P) / "ladder" / "biharmonic_val_scores.csv.gz"
+    path = ladder_dir(P) / "biharmonic_val_scores.csv.gz"
     if path.is_file():
         return read_csv(path)
     df = evaluate(biharmonic, T.val_dataset(P, images="all"), name="biharmonic", batch_size=64, progress=False)

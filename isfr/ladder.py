@@ -94,6 +94,8 @@ RUNGS: dict[str, Rung] = {r.name: r for r in (
     _r("unet_50min", "the issue's calibration: the same U-Net for 50 CPU-minutes (6,700 steps), not a rung",
        "unet", _BASE, steps=6_700),
     _r("unet_seed2", "seed 2 (seed noise)", "unet", _BASE, seed=2),
+    _r("unet_wide", "control for 2enc: one encoder, ngf 31 (5.3 M params, as many as 2enc)", "unet", _BASE,
+       unet={"ngf": 31}),
     _r("lr_1e-4", "Adam lr 1e-4 (section 4.1's value, given for batch 1)", "unet", _BASE, lr=1e-4),
     _r("batchnorm", "BatchNorm after every conv (LGNet's norm)", "unet", _BASE, unet={"norm": "batch"}),
     _r("+perceptual", "eq. 7 at weight 120 (eq. 10 as printed; rec at 50), random VGG features, in fp32",

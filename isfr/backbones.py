@@ -22,8 +22,6 @@ the file torchvision itself would have cached::
 
 from __future__ import annotations
 
-import hashlib
-import re
 from pathlib import Path
 from typing import Literal
 
@@ -59,24 +57,28 @@ def _missing_file_error(path: Path, url: str, what: str) -> FileNotFoundError:
     )
 
 
-def _check_hash(path: Path) -> None:
-    """torchvision's convention: the 8+ hex digits after the last '-' prefix the file's sha256."""
-    m = re.search(r"-([a-f0-9]+)\.", path.name)
-    if m is None:
-        return
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    if not digest.startswith(m.group(1)):
-        raise ValueError(f"{path}: sha256 {digest[:12]}... does not match the name's hash prefix "
-                         f"{m.group(1)}; the file is corrupt or not the torchvision release.")
+def _check_release(path: Path, url: str, what: str) -> bool:
+    """torchvision's convention: the hex digits after the last '-' of the name prefix the file's sha256.
+    A file that fails it is corrupt, not the release, or a stand-in (:mod:`isfr.pretrained`): refused unless
+    stand-ins are allowed. Returns True for a stand-in (accepted), False for the release (or a name
+    without a hash)."""
+    from isfr.pretrained import STANDIN_ENV, STANDIN_NOTE, sha256_file, standins_allowed, torchvision_hash_ok
+
+    if torchvision_hash_ok(path) is not False:
+        return False
+    if not standins_allowed():
+        raise ValueError(f"{path}: sha256 {sha256_file(path)[:12]}... does not match the hash prefix in its name, "
+                         f"so it is corrupt, not torchvision's release, or a stand-in: put torchvision's "
+                         f"'{Path(url).name}' ({what}, URL {url}) there, or set {STANDIN_ENV}=1 to accept a "
+                         f"stand-in (`isfr dryrun` does; {STANDIN_NOTE})")
+    return True
 
 
-def _load_features_state(path: Path, conv_idx: tuple[int, ...], check_hash: bool) -> dict[str, Tensor]:
+def _load_features_state(path: Path, conv_idx: tuple[int, ...]) -> dict[str, Tensor]:
     """Read a torchvision checkpoint and keep ``features.{i}.weight/bias`` for ``i in conv_idx``.
 
     The keys keep their torchvision index (``"0.weight"``), ready for a ``features`` Sequential.
     """
-    if check_hash:
-        _check_hash(path)
     state = torch.load(path, map_location="cpu", weights_only=True)
     out: dict[str, Tensor] = {}
     for i in conv_idx:
@@ -97,7 +99,7 @@ class VGG16Features(nn.Module):
     ``random_features`` is True when the weights are a random init, not ImageNet.
     """
 
-    def __init__(self, features: nn.Sequential, random_features: bool, source: str) -> None:
+    def __init__(self, features: nn.Sequential, random_features: bool, source: str, standin: bool = False) -> None:
         super().__init__()
         starts = (0,) + VGG_SLICE_ENDS[:-1]
         self.slices = nn.ModuleList(
@@ -106,6 +108,7 @@ class VGG16Features(nn.Module):
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
         self.random_features = random_features
+        self.standin = standin  # a stand-in file (isfr.pretrained): ImageNet's layout, random values
         self.source = source
         self.requires_grad_(False)
         self.eval()
@@ -129,7 +132,9 @@ class VGG16Features(nn.Module):
     @property
     def label(self) -> str:
         """Text for logs / tables."""
-        return "random VGG features" if self.random_features else "ImageNet VGG-16 features"
+        if self.random_features:
+            return "random VGG features"
+        return "stand-in VGG-16 weights (numbers are meaningless)" if self.standin else "ImageNet VGG-16 features"
 
 
 def _vgg16_layers() -> nn.Sequential:
@@ -143,14 +148,14 @@ def load_vgg16_features(
     *,
     seed: int = 0,
     path: str | Path | None = None,
-    check_hash: bool = False,
     device: str | torch.device = "cpu",
 ) -> VGG16Features:
     """VGG-16 feature extractor for the perceptual / style losses (eqs. 7-8).
 
     ``weights="imagenet"``: load ``path`` (default: :func:`hub_checkpoint_path` of
     ``vgg16-397923af.pth``); if the file is missing, fall back to random weights only when
-    ``allow_random`` is True, else raise ``FileNotFoundError`` naming the path and file.
+    ``allow_random`` is True, else raise ``FileNotFoundError`` naming the path and file. A file whose
+    sha256 does not match its name is refused unless stand-ins are allowed (:mod:`isfr.pretrained`).
     ``weights="random"`` requires ``allow_random=True``. Random weights follow torchvision's
     VGG init (Kaiming-normal fan-out, zero bias) drawn from ``torch.Generator`` seeded by ``seed``.
     The global RNG is never touched.
@@ -165,8 +170,9 @@ def load_vgg16_features(
     conv_idx = tuple(i for i, m in enumerate(layers) if isinstance(m, nn.Conv2d))
     file = Path(path) if path is not None else hub_checkpoint_path(VGG16_FILE)
     if weights == "imagenet" and file.is_file():
-        layers.load_state_dict(_load_features_state(file, conv_idx, check_hash), strict=True)
-        model = VGG16Features(layers, random_features=False, source=str(file))
+        standin = _check_release(file, VGG16_URL, "VGG-16, ImageNet")
+        layers.load_state_dict(_load_features_state(file, conv_idx), strict=True)
+        model = VGG16Features(layers, random_features=False, source=str(file), standin=standin)
     elif weights == "imagenet" and not allow_random:
         raise _missing_file_error(file, VGG16_URL, "VGG-16 (ImageNet)")
     else:
@@ -179,15 +185,15 @@ def load_vgg16_features(
     return model.to(device)
 
 
-def load_alexnet_state_dict(
-    path: str | Path | None = None, *, check_hash: bool = False
-) -> dict[str, Tensor]:
+def load_alexnet_state_dict(path: str | Path | None = None) -> dict[str, Tensor]:
     """torchvision AlexNet conv weights ``{"0.weight", "0.bias", "3.weight", ..., "10.bias"}``.
 
     Keys are indices into ``torchvision.models.alexnet().features`` (the LPIPS trunk).
-    Raises ``FileNotFoundError`` naming ``<hub>/checkpoints/alexnet-owt-7be5be79.pth`` if absent.
+    Raises ``FileNotFoundError`` naming ``<hub>/checkpoints/alexnet-owt-7be5be79.pth`` if absent; a file
+    whose sha256 does not match its name is refused unless stand-ins are allowed (:mod:`isfr.pretrained`).
     """
     file = Path(path) if path is not None else hub_checkpoint_path(ALEXNET_FILE)
     if not file.is_file():
         raise _missing_file_error(file, ALEXNET_URL, "AlexNet (ImageNet, for LPIPS)")
-    return _load_features_state(file, ALEXNET_CONV_IDX, check_hash)
+    _check_release(file, ALEXNET_URL, "AlexNet, ImageNet, for LPIPS")
+    return _load_features_state(file, ALEXNET_CONV_IDX)

@@ -69,8 +69,12 @@ ALEX_CONVS = {0: (64, 3, 11), 3: (192, 64, 5), 6: (384, 192, 3), 8: (256, 384, 3
 
 @pytest.fixture
 def torch_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An empty TORCH_HOME; any attempt to download weights fails the test."""
+    """An empty TORCH_HOME; any attempt to download weights fails the test. The weight files tests write
+    there are stand-ins (their sha256 cannot match the name), accepted as ``isfr dryrun`` accepts them."""
+    from isfr.pretrained import STANDIN_ENV
+
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    monkeypatch.setenv(STANDIN_ENV, "1")
     monkeypatch.setattr(torch.hub, "load_state_dict_from_url",
                         lambda *a, **k: pytest.fail("tried to download"))
     return tmp_path

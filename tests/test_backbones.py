@@ -49,7 +49,7 @@ def _manual_vgg(x: torch.Tensor, sd: dict[str, torch.Tensor]) -> list[torch.Tens
 def test_vgg_loads_file_and_matches_manual_forward(torch_home):
     sd = write_vgg_file(torch_home)
     vgg = B.load_vgg16_features("imagenet")
-    assert vgg.random_features is False and vgg.label == "ImageNet VGG-16 features"
+    assert vgg.random_features is False and vgg.standin  # the file the test wrote fails the name's sha256
     assert not vgg.training and not any(p.requires_grad for p in vgg.parameters())
     vgg.train()
     assert not vgg.training
@@ -95,7 +95,36 @@ def test_alexnet_state_dict_from_file(torch_home):
     assert torch.equal(got["6.weight"], sd["features.6.weight"])
 
 
-def test_check_hash_rejects_non_release_file(torch_home):
+def test_non_release_files_refused_without_the_standin_flag(torch_home, monkeypatch):
+    """torchvision's names carry a sha256 prefix: a file that fails it (a stand-in) is refused by default,
+    naming the file, the URL and the flag; accepted with the flag and then labelled a stand-in."""
+    from isfr.pretrained import STANDIN_ENV
+
     write_vgg_file(torch_home)
-    with pytest.raises(ValueError, match="sha256"):
-        B.load_vgg16_features("imagenet", check_hash=True)
+    write_alexnet_file(torch_home)
+    monkeypatch.delenv(STANDIN_ENV)
+    with pytest.raises(ValueError, match="sha256") as e:
+        B.load_vgg16_features("imagenet", allow_random=True)  # no silent fallback to random either
+    assert B.VGG16_FILE in str(e.value) and B.VGG16_URL in str(e.value) and STANDIN_ENV in str(e.value)
+    with pytest.raises(ValueError, match=B.ALEXNET_FILE):
+        B.load_alexnet_state_dict()
+    monkeypatch.setenv(STANDIN_ENV, "1")
+    vgg = B.load_vgg16_features("imagenet")
+    assert vgg.standin and not vgg.random_features and "stand-in" in vgg.label
+
+
+def test_release_file_passes_the_hash_check(tmp_path, monkeypatch):
+    """A file whose name prefixes its sha256 is the release: loaded without the flag, not a stand-in."""
+    import hashlib
+
+    from isfr.pretrained import STANDIN_ENV, is_standin
+
+    monkeypatch.delenv(STANDIN_ENV, raising=False)
+    sd = write_vgg_file(tmp_path)  # written under tmp_path/hub/checkpoints/<VGG16_FILE>
+    src = tmp_path / "hub" / "checkpoints" / B.VGG16_FILE
+    digest = hashlib.sha256(src.read_bytes()).hexdigest()
+    release = tmp_path / f"vgg16-{digest[:8]}.pth"
+    src.rename(release)
+    vgg = B.load_vgg16_features("imagenet", path=release)
+    assert not vgg.standin and not is_standin(release) and vgg.label == "ImageNet VGG-16 features"
+    assert torch.equal(vgg.slices[0][0].weight, sd["features.0.weight"])

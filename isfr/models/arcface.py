@@ -14,6 +14,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .checkpoint_utils import check_state_dict, load_torch_file
+from isfr.pretrained import drop_standin_marker
+
 from .psp import IRSE50_WHERE, irse_trunk
 
 ARCFACE_FILE = "model_ir_se50.pth"
@@ -37,7 +39,7 @@ class ArcFace(nn.Module):
 def load_arcface(path: str | Path) -> ArcFace:
     """:class:`ArcFace` with ``model_ir_se50.pth`` loaded (strict), frozen, in eval mode."""
     sd = load_torch_file(path, f"{IRSE50_WHERE} and pass its path (PSPLossConfig.arcface_path).")
-    sd = {k.removeprefix("module."): v for k, v in sd.items()}
+    sd = {k.removeprefix("module."): v for k, v in drop_standin_marker(sd, path).items()}
     net = ArcFace()
     check_state_dict(net, sd, str(path), f"expected TreB1eN's IR-SE-50 ArcFace ({ARCFACE_FILE}, as pSp ships it)")
     net.load_state_dict(sd)

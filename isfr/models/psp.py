@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from isfr.models.checkpoint_utils import check_state_dict, load_torch_file
+from isfr.pretrained import STANDIN_KEY, drop_standin_marker, refuse_standin
 from isfr.models.stylegan2 import EqualLinear, Generator  # pSp reuses StyleGAN2's EqualLinear too
 
 PSP_FFHQ_ENCODE_URL = "https://drive.google.com/file/d/1bMTNWkh5LArlaWSc_wa8VKyq2V42T2z0/view"
@@ -246,6 +247,8 @@ class PSP(nn.Module):
             f"Download 'StyleGAN Inversion' (psp_ffhq_encode.pt) from {PSP_FFHQ_ENCODE_URL} "
             "(pSp README, 'Pretrained Models') and save it as weights/psp_ffhq_encode.pt, or pass its path.",
         )
+        if isinstance(ckpt, dict) and STANDIN_KEY in ckpt:
+            refuse_standin(path, "pSp checkpoint")
         opts = dict(ckpt.get("opts") or {})
         state = ckpt.get("state_dict", ckpt)
         if opts.get("encoder_type", "GradualStyleEncoder") != "GradualStyleEncoder":
@@ -295,7 +298,7 @@ def load_irse50_backbone(encoder: GradualStyleEncoder, path: str | Path) -> list
         path,
         f"{IRSE50_WHERE} and save it as weights/model_ir_se50.pth, or pass its path.",
     )
-    sd = {k.removeprefix("module."): v for k, v in sd.items()}
+    sd = {k.removeprefix("module."): v for k, v in drop_standin_marker(sd, path).items()}
     parts = {n: {k[len(n) + 1 :]: v for k, v in sd.items() if k.startswith(n + ".")} for n in ("input_layer", "body")}
     w = parts["input_layer"].get("0.weight")
     if w is not None and w.ndim == 4 and w.shape[1] == 3 and encoder.input_nc != 3:

@@ -27,6 +27,7 @@ from isfr.models.isfrnet import ISFRNet, ISFRNetConfig
 from isfr.models.stylegan2 import Discriminator
 from isfr.models.unet import UNet
 from isfr.paths import REPO_ROOT, figures_dir, runs_dir
+from isfr.pretrained import standin_flags, weights_identity
 from isfr.utils import seeded
 
 from .checkpoint import read_checkpoint
@@ -132,6 +133,7 @@ def provenance(preset: Preset, root: Any = None, steps: int | str | None = None)
         flags.append("synthetic faces: not a result")
     if preset.allow_random_vgg and not hub_checkpoint_path(VGG16_FILE).exists():
         flags.append("random VGG features")
+    flags += standin_flags(preset)
     line = measured_here(preset.name, preset.data.resolution, data, steps)
     return line + ("; " + ", ".join(flags) if flags else "")
 
@@ -198,12 +200,18 @@ def loop_config(preset: Preset, steps: int, batch_size: int, **kw: Any) -> Train
 
 def run_key(preset: Preset) -> str:
     """``""`` for a named preset as defined, else ``"@<hash>"`` of what was overridden (schedule fields
-    aside, so a run can be extended): runs of a customised preset never reuse the default's checkpoints."""
+    aside, so a run can be extended) and of the sha256 of every pretrained file the run reads
+    (:func:`isfr.pretrained.weights_identity`): runs of a customised preset, or of other weight files
+    (stand-ins), never reuse the default's checkpoints."""
     import hashlib
     import json
 
     changed = {k: v for k, v in _preset_overrides(preset).items()
                if not k.startswith("schedule.") and k != "data.root"}  # the data is the folder above (data_tag)
+    if changed.get("psp.checkpoint"):  # a pSp file: its content decides (below), not its path
+        del changed["psp.checkpoint"]
+    if weights := weights_identity(preset):  # sha256 of every pretrained file read (stand-ins never mix)
+        changed["weights"] = weights
     if not changed:
         return ""
     return "@" + hashlib.sha256(json.dumps(changed, sort_keys=True, default=str).encode()).hexdigest()[:8]
@@ -219,7 +227,8 @@ def run_config(preset: Preset, data: Preset | None = None, **extra: Any) -> dict
     """What a run's ``config.json`` and checkpoints record: the preset and the identity of the data of ``data``
     (default ``preset``): a variant's runs (e.g. the leak-free one, which draws other training masks) live
     in the folder of the base preset's data and record that identity; their own settings are the config."""
-    return {**preset.to_dict(), "data_identity": data_identity(data_config(data or preset)).as_dict(), **extra}
+    return {**preset.to_dict(), "data_identity": data_identity(data_config(data or preset)).as_dict(),
+            "weights_identity": weights_identity(preset), **extra}
 
 
 def _best(preset: Preset, run: str) -> dict:
@@ -234,6 +243,10 @@ def _best(preset: Preset, run: str) -> dict:
     if stored is not None and stored != data_tag(preset):
         raise ValueError(f"{path} was trained on data {stored}, but this run reads {data_tag(preset)}: "
                          "train the upstream stage on the same data (same --data-root)")
+    weights = (ckpt.get("config") or {}).get("weights_identity")
+    if weights is not None and weights != weights_identity(preset):
+        raise ValueError(f"{path} was trained with the pretrained files {weights}, but this run reads "
+                         f"{weights_identity(preset)} (sha256 prefixes): retrain it with these files")
     return ckpt
 
 

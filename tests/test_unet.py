@@ -37,3 +37,25 @@ def test_bad_inputs_are_refused():
         UNet(img_size=24, depth=4)
     with pytest.raises(ValueError, match="expected input"):
         UNet(ngf=4, depth=2, img_size=16)(torch.randn(1, 3, 32, 32), torch.zeros(1, 1, 32, 32))
+
+
+def test_the_sfr_of_layout_unet_is_the_two_encoder_unet_inside_isfrnet():
+    """SFRConfig.layout="unet" makes ISFRNet's SFR this U-Net with E_I, E_C and eq.-1 skips, reading the
+    SFR's ngf, norm, weighting and size; Unet256-only options are refused, not ignored."""
+    from isfr.config import get_preset
+    from isfr.models.isfrnet import ISFRNet, ISFRNetConfig
+    from isfr.models.sfr import SFRConfig, SFRGenerator, build_sfr
+
+    P = get_preset("smoke", **{"sfr.layout": "unet", "sfr.weighting": "inverse_ratio", "sfr.norm": "none"})
+    model = ISFRNet(ISFRNetConfig.from_preset(P))
+    sfr = model.sfr
+    assert isinstance(sfr, UNet) and sfr.enc_c is not None
+    assert (sfr.cfg.ngf, sfr.cfg.weighting, sfr.cfg.img_size) == (P.sfr.ngf, "inverse_ratio", 64)
+    x, m = torch.rand(2, 3, 64, 64) * 2 - 1, (torch.rand(2, 1, 64, 64) > 0.6).float()
+    assert model(x, m)["composite"].shape == (2, 3, 64, 64)
+    assert isinstance(build_sfr(SFRConfig(ngf=4, img_size=16)), SFRGenerator)  # the default: LGNet's Unet256
+    for bad in ({"full_res": True}, {"upsample": "resize_conv"}, {"weighted_levels": "skips"}):
+        with pytest.raises(ValueError, match="Unet256 options"):
+            build_sfr(SFRConfig(layout="unet", ngf=4, img_size=16, **bad))
+    with pytest.raises(ValueError, match="layout"):
+        build_sfr(SFRConfig(layout="lgnet", ngf=4, img_size=16))

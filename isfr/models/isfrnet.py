@@ -25,7 +25,7 @@ from torch import Tensor
 
 from .checkpoint_utils import check_state_dict, load_torch_file
 from .ifr import IFRConfig, IFRGenerator
-from .sfr import SFRConfig, SFRGenerator
+from .sfr import SFRConfig, build_sfr
 from .stage1 import PSPConfig, StyleGANConfig, build_stage1
 
 FORMAT = "isfrnet-v1"
@@ -72,7 +72,7 @@ class ISFRNet(nn.Module):
         self.cfg = cfg
         self.stage1 = build_stage1(cfg.stylegan, cfg.psp, cfg.resolution, root=root)
         self.ifr = IFRGenerator(cfg.ifr) if cfg.use_ifr else None
-        self.sfr = SFRGenerator(cfg.sfr) if cfg.use_sfr else None
+        self.sfr = build_sfr(cfg.sfr) if cfg.use_sfr else None
 
     def check_input(self, image: Tensor, mask: Tensor) -> None:
         r = self.cfg.resolution

@@ -1,4 +1,4 @@
-"""Layers shared by the generators and discriminators: norm by name, LGNet's init, input checks."""
+"""Layers shared by the generators and discriminators: norm by name, LGNet's init, input checks, eq. 1's weight."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import torch
 import torch.nn as nn
 
 Norm = Literal["batch", "instance", "none"]
+Weighting = Literal["paper", "valid_fraction", "inverse_ratio", "none"]
 
 
 def make_norm(norm: Norm, ch: int) -> nn.Module:
@@ -60,3 +61,33 @@ def check_image_mask(
                 f"{name}: expected mask of shape ({b}, 1, {h}, {w}) to match the image "
                 f"{tuple(x.shape)}, got {tuple(mask.shape)} (mask is (B, 1, H, W), 1 = hole)"
             )
+
+
+def eq1_weight(mask: torch.Tensor, mode: Weighting = "paper", r_min: float = 0.01) -> torch.Tensor:
+    """Per-sample weight w of eq. (1), shape (B, 1, 1, 1), from a (B, 1, H, W) mask (1 = hole).
+
+    N_M = number of hole pixels of the sample at the mask's resolution, N = H * W.
+
+    - ``"paper"``: w = 1 / max(N_M, 1) (literal eq. 1; N_M = 0 gives 1, not a division by zero).
+    - ``"valid_fraction"``: w = 1 - N_M / N (1 without hole, 0 for an all-hole mask).
+    - ``"inverse_ratio"``: w = r_min / max(N_M / N, r_min), in (0, 1], inversely proportional
+      to the hole ratio above r_min.
+    - ``"none"``: w = 1 (the ablation of section 4.2.3).
+    """
+    n_m = mask.flatten(1).sum(1).view(-1, 1, 1, 1).to(torch.float32)
+    n = mask[0].numel()
+    if mode == "paper":
+        w = 1.0 / n_m.clamp(min=1.0)
+    elif mode == "valid_fraction":
+        w = 1.0 - n_m / n
+    elif mode == "inverse_ratio":
+        if not r_min > 0:
+            raise ValueError(f"eq1_weight: r_min must be > 0, got {r_min}")
+        w = r_min / (n_m / n).clamp(min=r_min)
+    elif mode == "none":
+        w = torch.ones_like(n_m)
+    else:
+        raise ValueError(
+            f"eq1_weight: mode must be 'paper', 'valid_fraction', 'inverse_ratio' or 'none', got {mode!r}"
+        )
+    return w.to(mask.dtype if mask.is_floating_point() else torch.float32)

@@ -20,40 +20,9 @@ from typing import Literal, Union
 import torch
 import torch.nn as nn
 
-from .layers import Norm, check_image_mask, init_weights, make_norm
+from .layers import Norm, Weighting, check_image_mask, eq1_weight, init_weights, make_norm  # noqa: F401 (re-export)
 
-Weighting = Literal["paper", "valid_fraction", "inverse_ratio", "none"]
 WeightedLevels = Union[Literal["all", "skips", "bottleneck"], tuple[int, ...]]
-
-
-def eq1_weight(mask: torch.Tensor, mode: Weighting = "paper", r_min: float = 0.01) -> torch.Tensor:
-    """Per-sample weight w of eq. (1), shape (B, 1, 1, 1), from a (B, 1, H, W) mask (1 = hole).
-
-    N_M = number of hole pixels of the sample at the mask's resolution, N = H * W.
-
-    - ``"paper"``: w = 1 / max(N_M, 1) (literal eq. 1; N_M = 0 gives 1, not a division by zero).
-    - ``"valid_fraction"``: w = 1 - N_M / N (1 without hole, 0 for an all-hole mask).
-    - ``"inverse_ratio"``: w = r_min / max(N_M / N, r_min), in (0, 1], inversely proportional
-      to the hole ratio above r_min.
-    - ``"none"``: w = 1 (the ablation of section 4.2.3).
-    """
-    n_m = mask.flatten(1).sum(1).view(-1, 1, 1, 1).to(torch.float32)
-    n = mask[0].numel()
-    if mode == "paper":
-        w = 1.0 / n_m.clamp(min=1.0)
-    elif mode == "valid_fraction":
-        w = 1.0 - n_m / n
-    elif mode == "inverse_ratio":
-        if not r_min > 0:
-            raise ValueError(f"eq1_weight: r_min must be > 0, got {r_min}")
-        w = r_min / (n_m / n).clamp(min=r_min)
-    elif mode == "none":
-        w = torch.ones_like(n_m)
-    else:
-        raise ValueError(
-            f"eq1_weight: mode must be 'paper', 'valid_fraction', 'inverse_ratio' or 'none', got {mode!r}"
-        )
-    return w.to(mask.dtype if mask.is_floating_point() else torch.float32)
 
 
 @dataclass
@@ -73,6 +42,9 @@ class SFRConfig:
     init_gain: float = 0.02  # our choice (LGNet): 'normal' init, std 0.02
     upsample: Literal["transposed", "resize_conv"] = "transposed"  # our choice (LGNet): 4x4 stride-2 transposed
     # convs; "resize_conv" = nearest x2 then 3x3 conv (no checkerboard pattern; Odena et al. 2016)
+    layout: Literal["unet256", "unet"] = "unet256"  # ours: "unet256" = LGNet's refinement U-Net (this module);
+    # "unet" = isfr.models.unet.UNet with encoders=2 (two 3x3 convs per level, full resolution included, depth 4),
+    # which reads ngf, max_mult, norm, weighting and img_size (and UNet's depth when depth is set): see build_sfr
     full_res: bool = False  # ours: False = LGNet Unet256 (nothing at full resolution: level 0 is already
     # stride 2); True adds a 3x3 conv stem at full resolution to E_I and E_C, passed as one more eq.-1 skip
     # (weighted like level 0) to a 3x3 conv head after the last upsampling, as Ronneberger's U-Net does
@@ -198,3 +170,19 @@ class SFRGenerator(nn.Module):
             s_i = stems[0] * w if self.weighted[0] else stems[0]
             h = self.head(torch.cat([h, s_i, stems[1]], 1))
         return h
+
+
+def build_sfr(cfg: SFRConfig) -> nn.Module:
+    """The SFR generator of ``cfg.layout``: :class:`SFRGenerator` (LGNet's Unet256, the default) or the
+    two-encoder :class:`isfr.models.unet.UNet` (ours; same call ``(I_I, I_IFR, M)``, same eq.-1 skips)."""
+    if cfg.layout == "unet256":
+        return SFRGenerator(cfg)
+    if cfg.layout != "unet":
+        raise ValueError(f"SFRConfig.layout must be 'unet256' or 'unet', got {cfg.layout!r}")
+    from .unet import UNet, UNetConfig
+
+    if cfg.upsample != "transposed" or cfg.full_res or cfg.weighted_levels != "all" or not (cfg.ei_mask and cfg.ec_mask):
+        raise ValueError("SFRConfig.layout='unet' takes ngf, max_mult, depth, norm, weighting and img_size only; "
+                         "upsample, full_res, weighted_levels and ei_mask/ec_mask are Unet256 options")
+    return UNet(UNetConfig(ngf=cfg.ngf, max_mult=cfg.max_mult, depth=cfg.depth or UNetConfig.depth, norm=cfg.norm,
+                           encoders=2, weighting=cfg.weighting, img_size=cfg.img_size))

@@ -7,7 +7,8 @@ mask, as every stage here does.
 
 ``encoders=2`` turns it toward the SFR one ingredient at a time (isfr.ladder): a second encoder
 E_C reads a guess (the IFR output, composited) and the skips are Concat(w * F^E_I, F^E_C) as in
-eq. (1), with ``weighting`` any reading of :func:`isfr.models.sfr.eq1_weight`.
+eq. (1), with ``weighting`` any reading of :func:`isfr.models.layers.eq1_weight`. As the SFR of
+``SFRConfig.layout="unet"`` (:func:`isfr.models.sfr.build_sfr`) it is a stage of ISFRNet.
 """
 
 from __future__ import annotations
@@ -18,8 +19,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .layers import Norm, check_image_mask, make_norm
-from .sfr import Weighting, eq1_weight
+from .layers import Norm, Weighting, check_image_mask, eq1_weight, make_norm
 
 
 @dataclass

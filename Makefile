@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PRESET ?= smoke
 
-.PHONY: setup test reproduce bench clean-smoke
+.PHONY: setup test reproduce bench dryrun-paper clean-smoke
 
 setup:  ## venv + the package with its dev extras + a Jupyter kernel named "isfr"
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,10 @@ test:   ## pytest for isfr/, then nbval over notebooks/ (smoke preset, default d
 
 reproduce:  ## run notebooks 01..06 with papermill at PRESET (smoke | small | paper)
 	$(PY) -m isfr.cli reproduce --preset $(PRESET)
+
+dryrun-paper:  ## the paper preset end to end on the CPU with stand-in weights -> benchmarks/results/dryrun_paper*.md
+	$(PY) -m isfr.cli dryrun --preset paper
+	$(PY) -m isfr.cli dryrun --preset paper --preprocess ffhq
 
 bench:  ## benchmark tables (data loading, models, training)
 	for b in benchmarks/bench_*.py; do $(PY) $$b || exit 1; done

@@ -59,6 +59,14 @@ def _ladder(args: argparse.Namespace) -> int:
     return 0
 
 
+def _dryrun(args: argparse.Namespace) -> int:
+    from .dryrun import dryrun
+
+    path = dryrun(args.preset, args.data_root, args.preprocess, cut_down=args.cut_down, out=args.out, keep=args.keep)
+    print(f"[isfr dryrun] table written to {path}")
+    return 0
+
+
 def _inpaint(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -138,6 +146,15 @@ def main(argv: list[str] | None = None) -> int:
     lad.add_argument("--steps", type=int, default=None, help="steps of every rung (smoke only; default: the ladder's)")
     lad.add_argument("--no-progress", action="store_true")
     lad.set_defaults(func=_ladder)
+    d = sub.add_parser("dryrun", help="the paper preset end to end on the CPU with stand-in weights (3 steps a stage)")
+    d.add_argument("--preset", default="paper", choices=PRESETS)
+    d.add_argument("--data-root", default=None, help="dataset folder (default: $ISFR_DATA_ROOT, else synthetic faces)")
+    d.add_argument("--preprocess", default=None, choices=("center_crop", "ffhq"), help="data.preprocess (default: the preset's)")
+    d.add_argument("--cut-down", action="store_true", help="CI: the full model only, notebooks 01, 04, 06")
+    d.add_argument("--out", default=None, help="table file (default: benchmarks/results/dryrun_<preset>[_<preprocess>].md)")
+    d.add_argument("--keep", action="store_true", help="keep the temporary folder (stand-ins, runs, figures, logs)")
+    d.set_defaults(func=_dryrun)
+
     i = sub.add_parser("inpaint", help="fill the holes of a photo (or a folder of photos) with a trained ISFRNet")
     i.add_argument("image", help="photo, or a folder of photos")
     i.add_argument("--mask", required=True,

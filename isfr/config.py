@@ -51,6 +51,7 @@ class ScheduleConfig:
     val_every: int = 5_000
     val_images: int = 40  # ours: val images (x 6 buckets = manifest pairs) used to pick checkpoints
     test_images: int | None = None  # None = the whole test split (scored once)
+    h2h_val_images: int | None = None  # ours: images of the whole-val head-to-head (notebook 04); None = all (dry run: 2)
     spread_seeds: tuple[int, ...] = ()  # ours: extra training seeds of the full model (ablation budget), notebook 05
     unet_steps: int = 0  # ours: steps of the learned baseline (isfr.models.unet, L1 only); 0 = none. Chosen so that
     # its CPU-hours equal those of the main model's stages 1-3 ("U-Net, L1, equal CPU-hours", Table 2)

@@ -424,6 +424,11 @@ def evaluate_checkpoint(
     if name:
         p = get_preset(name)
         base, seed = p.data, p.seed
+    saved = (info.get("preset_config") or {}).get("data") if preset in (None, info.get("preset")) else None
+    if isinstance(saved, dict):  # an export: the data options it was trained with (preprocess, protocol ...)
+        base = dataclasses.replace(base, **{f.name: saved[f.name] for f in dataclasses.fields(DataConfig)
+                                            if f.name in saved and f.name not in ("root", "manifest", "cache", "limit",
+                                                                                  "fractions", "mask_augment")})
     res = model.cfg.resolution
     cfg = dataclasses.replace(base, root=os.fspath(data_root) if data_root else base.root, resolution=res,
                               limit=limit, seed=seed, manifest=None)

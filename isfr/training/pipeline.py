@@ -166,9 +166,16 @@ def val_dataset(preset: Preset, data_root: str | None = None, split: str = "val"
         raise ValueError(f"images must be a count, None or 'all', got {n!r}")
     cfg = dataclasses.replace(data_config(preset, data_root), limit=None if whole else n)
     written = manifest_path(preset, split, data_root)  # notebook 01's record of this data
-    if cfg.manifest is None and written.is_file() and not whole:  # it holds the preset's image count only
+    if cfg.manifest is None and written.is_file() and n == (s.val_images if split == "val" else s.test_images):
+        # it holds the preset's image count only
         cfg = dataclasses.replace(cfg, manifest=str(written))
     return build_from_config(cfg, split)
+
+
+def h2h_dataset(preset: Preset, data_root: str | None = None):
+    """The whole val split (notebook 04's head-to-head against the classical baseline), or its first
+    ``schedule.h2h_val_images`` images where the schedule caps it (the paper preset's dry run)."""
+    return val_dataset(preset, data_root, images=preset.schedule.h2h_val_images or "all")
 
 
 def manifest_path(preset: Preset, split: str, data_root: str | None = None) -> Path:

@@ -195,6 +195,26 @@ def test_evaluate_checkpoint_scores_composites(ckpt):
     assert "isfrnet_smoke.pt" in rows["source"].iloc[0]
 
 
+def test_evaluate_checkpoint_scores_with_the_data_options_the_export_was_trained_with(tmp_path, monkeypatch):
+    """An export trained on FFHQ-aligned faces is scored on FFHQ-aligned pairs, not on the preset's default
+    centre crops (found by the paper dry run)."""
+    import isfr.data as D
+
+    P = get_preset("smoke", **{"data.preprocess": "ffhq", "data.protocol": "paper"})
+    path = tmp_path / "isfrnet_ffhq.pt"
+    ISFRNet(ISFRNetConfig.from_preset(P)).save(path, preset="smoke", variant="full", preset_config=P.to_dict())
+    seen = []
+
+    def capture(cfg, split="train"):
+        seen.append(cfg)
+        raise RuntimeError("captured")
+
+    monkeypatch.setattr(D, "build_from_config", capture)
+    with pytest.raises(RuntimeError, match="captured"):
+        evaluate_checkpoint(path, "synthetic", "val", limit=1, learned_metrics=False, progress=False)
+    assert (seen[0].preprocess, seen[0].protocol, seen[0].limit) == ("ffhq", "paper", 1)
+
+
 @pytest.mark.parametrize("preprocess, used", [("center_crop", "align_face"), ("ffhq", "ffhq_align")])
 def test_photo_is_framed_like_the_training_faces(tmp_path, monkeypatch, preprocess, used):
     import isfr.data.align as A

@@ -1,0 +1,31 @@
+"""The paper preset's dry run, cut down for CI: every stage crossed at 256 px with stand-in weights, through the
+entry points a user runs (`isfr train`, notebooks 01/04/06 by papermill, `isfr inpaint`). Several minutes:
+the one long test, by design (issue: the first GPU user must not be the first to run the paper preset)."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from isfr.paths import REPO_ROOT
+
+
+def test_cut_down_dry_run_of_the_paper_preset(tmp_path):
+    out = tmp_path / "dryrun.md"
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    figures_before = (REPO_ROOT / "figures" / "paper").exists()
+    env = {**os.environ, "TMPDIR": str(scratch)}
+    env.pop("ISFR_ALLOW_STANDIN_WEIGHTS", None)  # the dry run sets it for its own processes only
+    r = subprocess.run([sys.executable, "-m", "isfr.cli", "dryrun", "--preset", "paper", "--cut-down", "--out", str(out)],
+                       env=env, capture_output=True, text=True, timeout=1500)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    table = out.read_text()
+    assert "stand-in weights: numbers are meaningless" in table
+    for phase in ("stand-in weights", "isfr train", "notebooks", "isfr inpaint"):
+        assert f"| {phase} |" in table, phase
+    rows = {line.split("|")[1].strip().split("@")[0]: line for line in table.splitlines() if "@" in line}
+    assert {"ifr", "sfr", "unet"} <= set(rows), rows  # every trained stage at 256 px has a step time
+    assert not list(scratch.glob("isfr-dryrun-*"))  # the temporary folder (2 GB of stand-ins, runs, figures) is gone
+    assert (REPO_ROOT / "figures" / "paper").exists() == figures_before  # nothing written to the work tree

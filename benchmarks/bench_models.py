@@ -37,7 +37,7 @@ from isfr.models.isfrnet import ISFRNet, ISFRNetConfig  # noqa: E402
 SIZES = ("smoke", "small", "paper")
 # (size, module) -> max seconds per image (fp32, batch 1, CPU)
 TARGETS = {("paper", "StyleGAN2 G"): 1.5, ("paper", "pSp encoder"): 1.0, ("paper", "pipeline"): 3.0}
-COLUMNS = ["size", "module", "params (M)", "GFLOPs", "dtype", "batch", "runs", "min ms", "median ms", "img/s",
+COLUMNS = ["size", "module", "params (M)", "GFLOPs", "dtype", "batch", "threads", "runs", "min ms", "median ms", "img/s",
            "target"]
 
 
@@ -139,7 +139,7 @@ def run(args: argparse.Namespace) -> tuple[str, list[dict], list[str]]:
                                        budget_s=args.budget)
                     s = summarize(times)
                     row = {"size": size, "module": bench.name, "params (M)": bench.params / 1e6, "GFLOPs": flops,
-                           "dtype": dtype, "batch": b, "runs": s["n"], "min ms": 1e3 * s["min_s"],
+                           "dtype": dtype, "batch": b, "threads": torch.get_num_threads(), "runs": s["n"], "min ms": 1e3 * s["min_s"],
                            "median ms": 1e3 * s["median_s"], "img/s": b / s["min_s"],
                            "target": target_cell(size, bench.name, dtype, b, s["min_s"], device)}
                     rows.append(row)

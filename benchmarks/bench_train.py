@@ -44,7 +44,7 @@ from common import (  # noqa: E402
 
 STAGES = ("ifr", "sfr", "psp", "stylegan")
 STAGE_NAMES = {"ifr": "IFR + D1", "sfr": "SFR + D2 + VGG", "psp": "pSp encoder", "stylegan": "StyleGAN2 G + D"}
-COLUMNS = ["stage", "widths", "px", "batch", "amp", "steps", "min s/step", "median s/step", "img/s",
+COLUMNS = ["stage", "widths", "px", "batch", "amp", "threads", "steps", "min s/step", "median s/step", "img/s",
            "trained params (M)", "peak MiB", "step MiB"]
 R1_EVERY = 16  # StyleGANStage default
 
@@ -156,7 +156,8 @@ def measure(job: dict[str, Any]) -> dict[str, Any]:
     else:
         peak = peak_rss_mib()
         delta = peak - rss0
-    return {"steps": len(times), "min_s": t_min, "median_s": t_med, "trained": trained, "peak": peak, "delta": delta}
+    return {"steps": len(times), "min_s": t_min, "median_s": t_med, "trained": trained, "peak": peak, "delta": delta,
+            "threads": torch.get_num_threads()}  # what the timed steps ran at, in this (isolated) process
 
 
 def _child(job: dict[str, Any], conn) -> None:
@@ -252,7 +253,7 @@ def main(argv: list[str] | None = None) -> None:
                 row: dict[str, Any] = {"stage": STAGE_NAMES[stage], "widths": widths, "px": size, "batch": batch,
                                        "amp": "fp32" if amp == "none" else amp}
                 if status == "ok":
-                    row.update({"steps": res["steps"], "min s/step": res["min_s"], "median s/step": res["median_s"],
+                    row.update({"threads": res["threads"], "steps": res["steps"], "min s/step": res["min_s"], "median s/step": res["median_s"],
                                 "img/s": batch / res["min_s"], "trained params (M)": res["trained"] / 1e6,
                                 "peak MiB": res["peak"], "step MiB": res["delta"]})
                 else:

@@ -34,7 +34,9 @@ def test_bench_models_quick(tmp_path):
     out = tmp_path / "models.md"
     text = _run("bench_models.py", "--out", str(out))
     assert "| size | module | params (M) | GFLOPs |" in text
-    modules = {r[1] for r in _final_table(text) if r[0] == "smoke"}
+    rows = _final_table(text)
+    modules = {r[1] for r in rows if r[0] == "smoke"}
+    assert {r[6] for r in rows} == {"1"}  # each row names the thread count its timing ran at (--threads 1)
     assert {"pSp encoder", "StyleGAN2 G", "IFR", "SFR", "D1/D2 (each)", "pipeline"} <= modules
     written = out.read_text()
     assert "torch" in written and "load average" in written and "| smoke | pipeline |" in written
@@ -44,7 +46,9 @@ def test_bench_models_quick(tmp_path):
 def test_bench_train_quick(tmp_path, stage):
     out = tmp_path / "train.csv"
     text = _run("bench_train.py", "--stages", *stage.split(), "--out", str(out))
-    assert "| stage | widths | px | batch | amp |" in text
+    assert "| stage | widths | px | batch | amp | threads |" in text
     rows = _final_table(text)
-    assert len(rows) == 2 and all(r[1] == "smoke" and r[5] != "error" and float(r[6]) > 0 for r in rows)
-    assert out.read_text().startswith("table,stage,widths,px,batch,amp")
+    # the thread count is read inside the isolated process that timed the steps, not in the parent
+    assert len(rows) == 2 and all(r[1] == "smoke" and r[5] == "1" and r[6] != "error" and float(r[7]) > 0
+                                  for r in rows)
+    assert out.read_text().startswith("table,stage,widths,px,batch,amp,threads")

@@ -314,7 +314,9 @@ def ladder_markdown(table: pd.DataFrame, note: str, steps: int = STEPS, batch: i
             f"Every rung: {steps:,} steps at batch {batch}, lr x{LR_DECAY[1]} for the last sixth, val-best "
             f"checkpoint, scored on the whole val split ({pairs:,} image-mask pairs, one mask per bucket), composited, uint8. "
             "Differences are paired (same image and mask), mean [95 % percentile-bootstrap CI, 1,000 resamples]. "
-            "CPU-hours: training wall time of one process at one torch thread (the other core ran another job); "
+            "CPU-hours: training wall time of one process at one torch thread (the other core ran another job; "
+            "rungs trained beside more than one other job, e.g. the paper dry run, took up to ~2x longer: "
+            "figures/small/RUN.md says which); "
             "a rung reading the IFR output adds stages 1-2's hours. Perceptual and style terms use random VGG features: they are not "
             "the paper's losses.\n\n" + head + "\n".join(lines) + "\n\n"
             f"Seed noise (sd of the base rung's PSNR over {n_seeds} "
@@ -373,7 +375,9 @@ def write_ladder(P: Preset, out: Path | None = None, steps: int | None = None) -
     from isfr.data import resolve_data_root
 
     n, batch = steps or STEPS, P.schedule.batch_size
-    note = T.provenance(P, resolve_data_root(P.data.root), f"{n} steps per rung (batch {batch})")
+    vgg = any(LossConfig(**RUNGS[name].loss).uses_vgg for name in table["rung"])  # "random VGG" only where used
+    note = T.provenance(dataclasses.replace(P, allow_random_vgg=P.allow_random_vgg and vgg),
+                        resolve_data_root(P.data.root), f"{n} steps per rung (batch {batch})")
     table.to_csv(out / "ladder.csv", index=False, float_format="%.4f")
     atomic_write_text(ladder_markdown(table, note, n, batch, len(biharmonic_scores(P))), out / "ladder.md")
     save_figure(ladder_figure(table, note, f"Equal-compute ladder, {P.name} preset ({P.data.resolution} px)"),

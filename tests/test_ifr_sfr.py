@@ -314,3 +314,23 @@ def test_shape_errors_name_expected_and_actual():
         free(torch.zeros(1, 3, 32, 32))
     with pytest.raises(ValueError, match="too small"):
         PatchDiscriminator(img_size=32)
+
+
+@pytest.mark.parametrize("layout", ["unet256", "unet"])
+def test_e_i_gradient_share_follows_eq1s_weight(layout):
+    """For a 31 % hole at 64 px eq. 1's readings give w = 1/N_M ~ 8e-4 < r_min/ratio ~ 0.03 < 1 - ratio ~ 0.69
+    < 1 (none): E_I's share of the input gradient is ordered the same way, and the literal reading mutes it."""
+    from isfr.models.sfr import build_sfr, input_gradient_share
+    from isfr.utils import seeded
+
+    torch.manual_seed(0)
+    x = torch.rand(4, 3, 64, 64) * 2 - 1
+    m = torch.zeros(4, 1, 64, 64)
+    m[..., 16:44, 12:48] = 1
+    extra = {"ngf": 8, "norm": "none"} if layout == "unet" else {"ngf": 8}
+    shares = {}
+    for w in ("paper", "inverse_ratio", "valid_fraction", "none"):
+        with seeded(0):
+            g = build_sfr(SFRConfig(layout=layout, weighting=w, img_size=64, **extra))
+        shares[w] = input_gradient_share(g, x * (1 - m), x, m)
+    assert shares["paper"] < 0.01 < shares["inverse_ratio"] < shares["valid_fraction"] < shares["none"] < 1, shares

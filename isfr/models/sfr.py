@@ -186,3 +186,15 @@ def build_sfr(cfg: SFRConfig) -> nn.Module:
                          "upsample, full_res, weighted_levels and ei_mask/ec_mask are Unet256 options")
     return UNet(UNetConfig(ngf=cfg.ngf, max_mult=cfg.max_mult, depth=cfg.depth or UNetConfig.depth, norm=cfg.norm,
                            encoders=2, weighting=cfg.weighting, img_size=cfg.img_size))
+
+
+def input_gradient_share(sfr: nn.Module, masked: torch.Tensor, guess: torch.Tensor, mask: torch.Tensor,
+                         seed: int = 0) -> float:
+    """E_I's share of the output's input-gradient norm: ``|dy/dI_I| / (|dy/dI_I| + |dy/dguess|)`` for a random
+    projection of the output ``y = sfr(I_I, guess, M)`` (eq. 1's weight scales what E_I can contribute; the
+    literal 1/N_M leaves it about 0.1 % at 64 px)."""
+    a, c = masked.detach().clone().requires_grad_(), guess.detach().clone().requires_grad_()
+    out = sfr(a, c, mask)
+    probe = torch.randn(out.shape, generator=torch.Generator().manual_seed(seed), dtype=out.dtype)
+    ga, gc = torch.autograd.grad((out * probe.to(out.device)).sum(), (a, c))
+    return float(ga.norm() / (ga.norm() + gc.norm()))

@@ -13,9 +13,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .checkpoint_utils import check_state_dict, load_torch_file
 from isfr.pretrained import drop_standin_marker
 
+from .checkpoint_utils import check_state_dict, load_torch_file
 from .psp import IRSE50_WHERE, irse_trunk
 
 ARCFACE_FILE = "model_ir_se50.pth"

@@ -487,7 +487,7 @@ def export_pipeline(preset: Preset, variant: Variant | str = "full", path: str |
     path = Path(path) if path else export_path(preset, v)
     trained_model(preset, v).save(path, preset=preset.name, variant=v.name, preset_config=preset.to_dict(),
                                   data_identity=data_identity(data_config(preset)).as_dict(),
-                                  run_key=run_key(preset), steps=steps_text(preset, v),
+                                  weights_identity=weights_identity(preset), run_key=run_key(preset), steps=steps_text(preset, v),
                                   schedule=schedule_status(preset, v))
     return path
 

@@ -31,6 +31,8 @@ from torchvision.models import AlexNet_Weights, VGG16_Weights
 from torchvision.models.vgg import cfgs as _vgg_cfgs
 from torchvision.models.vgg import make_layers as _vgg_make_layers
 
+from isfr.pretrained import STANDIN_ENV, STANDIN_NOTE, sha256_file, standins_allowed, torchvision_hash_ok
+
 VGG16_FILE = "vgg16-397923af.pth"
 ALEXNET_FILE = "alexnet-owt-7be5be79.pth"
 VGG16_URL = VGG16_Weights.IMAGENET1K_V1.url  # .../models/vgg16-397923af.pth (not fetched)
@@ -62,8 +64,6 @@ def _check_release(path: Path, url: str, what: str) -> bool:
     A file that fails it is corrupt, not the release, or a stand-in (:mod:`isfr.pretrained`): refused unless
     stand-ins are allowed. Returns True for a stand-in (accepted), False for the release (or a name
     without a hash)."""
-    from isfr.pretrained import STANDIN_ENV, STANDIN_NOTE, sha256_file, standins_allowed, torchvision_hash_ok
-
     if torchvision_hash_ok(path) is not False:
         return False
     if not standins_allowed():

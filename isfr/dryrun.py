@@ -169,16 +169,14 @@ def _inpaint_inputs(tmp: Path, data_root: str | None) -> tuple[Path, Path]:
 def _report(preset: str, preprocess: str | None, cut_down: bool, data_root: str | None,
             phases: dict[str, dict[str, float]], steps: list[dict[str, Any]], export_mib: float, per_pair: float,
             disk_mib: float, note: str, written: list[str], missing: list[str]) -> str:
-    import platform
-
     import torch
 
-    from isfr.utils import git_commit
+    from isfr.utils import git_commit, hardware
 
     total = sum(p["wall_s"] for k, p in phases.items() if not k.startswith("("))
     lines = [f"# Dry run of the `{preset}` preset on the CPU ({note})", "",
              f"- date {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC, commit {git_commit()}, torch "
-             f"{torch.__version__}, {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+             f"{torch.__version__}, {hardware()} in this process, {os.cpu_count()} cores, "
              f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}, load average at the end "
              f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}",
              f"- `isfr dryrun --preset {preset}" + (f" --preprocess {preprocess}" if preprocess else "")

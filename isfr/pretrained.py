@@ -36,7 +36,6 @@ STANDIN_ENV = "ISFR_ALLOW_STANDIN_WEIGHTS"
 STANDIN_KEY = "isfr_standin"  # top-level key of the pSp / ArcFace stand-ins (official files have none)
 STANDIN_NOTE = "stand-in weights: numbers are meaningless"
 PSP_FILE = "psp_ffhq_encode.pt"
-ARCFACE_FILE = "model_ir_se50.pth"
 _TORCHVISION_NAME = re.compile(r"-([a-f0-9]{8,})\.pth?$")
 
 
@@ -212,6 +211,7 @@ def write_standins(folder: str | Path, seed: int = 0) -> dict[str, Path]:
     ``weights/model_ir_se50.pth`` and ``torch/hub/checkpoints/{vgg16,alexnet}-*.pth`` (point
     ``TORCH_HOME`` at ``folder/torch``). About 2 GB."""
     from isfr.backbones import ALEXNET_FILE, VGG16_FILE
+    from isfr.models.arcface import ARCFACE_FILE
 
     folder = Path(folder)
     return {"psp": write_psp_standin(folder / "weights" / PSP_FILE, seed=seed),

@@ -250,10 +250,10 @@ def _best(preset: Preset, run: str) -> dict:
     if stored is not None and stored != data_tag(preset):
         raise ValueError(f"{path} was trained on data {stored}, but this run reads {data_tag(preset)}: "
                          "train the upstream stage on the same data (same --data-root)")
-    weights = (ckpt.get("config") or {}).get("weights_identity")
-    if weights is not None and weights != weights_identity(preset):
-        raise ValueError(f"{path} was trained with the pretrained files {weights}, but this run reads "
-                         f"{weights_identity(preset)} (sha256 prefixes): retrain it with these files")
+    stored, now = (ckpt.get("config") or {}).get("weights_identity"), weights_identity(preset)
+    if stored is not None and stored != now:
+        raise ValueError(f"{path} was trained with the pretrained files {stored}, but this run reads {now} "
+                         "(sha256 prefixes): retrain it with these files")
     return ckpt
 
 
@@ -487,7 +487,8 @@ def export_pipeline(preset: Preset, variant: Variant | str = "full", path: str |
     path = Path(path) if path else export_path(preset, v)
     trained_model(preset, v).save(path, preset=preset.name, variant=v.name, preset_config=preset.to_dict(),
                                   data_identity=data_identity(data_config(preset)).as_dict(),
-                                  weights_identity=weights_identity(preset), run_key=run_key(preset), steps=steps_text(preset, v),
+                                  weights_identity=weights_identity(preset), run_key=run_key(preset),
+                                  steps=steps_text(preset, v),
                                   schedule=schedule_status(preset, v))
     return path
 

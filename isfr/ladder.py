@@ -53,6 +53,7 @@ class Rung:
     sfr: dict = field(default_factory=dict)  # SFRConfig overrides of the preset's SFR (generator="sfr")
     loss: dict = field(default_factory=lambda: dict(L1_ONLY))  # LossConfig fields
     guess: Literal["none", "masked", "ifr"] = "none"  # E_C's input: none (one encoder), I_I again, IFR output
+    upstream: str = "full"  # guess="ifr": the pipeline variant whose stages 1-2 make the guess (isfr.training.pipeline.VARIANTS)
     lr: float = 1e-3
     seed: int = 0
     steps: int = STEPS  # every rung but the calibration run
@@ -67,6 +68,8 @@ class Rung:
         spec = {k: v for k, v in dataclasses.asdict(self).items() if k not in ("name", "change", "parent")}
         if spec["steps"] == STEPS:  # the ladder's own step count is in the hash below
             del spec["steps"]
+        if spec["upstream"] == "full":  # rungs defined before the field keep their folders
+            del spec["upstream"]
         return hashlib.sha256(json.dumps([spec, STEPS, LR_DECAY], sort_keys=True).encode()).hexdigest()[:8]
 
 
@@ -82,9 +85,10 @@ _BASE = Rung("unet", "plain U-Net (ngf 24, 3.2 M params), L1 on the whole image,
 _TWO = _r("2enc", "a second encoder E_C (reading I_I again), skips Concat(F_I, F_C) as eq. 1, no weighting",
           "unet", _BASE, unet={"encoders": 2}, guess="masked")
 _IFR = _r("2enc_ifr", "E_C reads the IFR output (composited), as in the paper", "2enc", _TWO, guess="ifr")
+# the layout rungs change 2enc (E_C reads I_I again): the layout's effect without the IFR's cost per step
 _LGNET = _r("sfr_layout", "LGNet's Unet256 layout (the SFR generator: 4x4 stride-2 convs, nothing at full "
-            "resolution), no norm, no weighting", "2enc_ifr", _IFR, generator="sfr",
-            sfr={"norm": "none", "weighting": "none", "full_res": False})
+            "resolution), no norm, no weighting, E_C reading I_I as in 2enc", "2enc", _TWO, generator="sfr",
+            sfr={"layout": "unet256", "ngf": 32, "norm": "none", "weighting": "none", "full_res": False})
 #: paper-side loss of the small preset: eq. 10 as printed
 _EQ10 = {f.name: f.default for f in dataclasses.fields(LossConfig) if f.name.startswith("lambda")}
 
@@ -115,12 +119,15 @@ RUNGS: dict[str, Rung] = {r.name: r for r in (
     _r("w_inverse_ratio", "eq. 1 read as w = r_min / max(N_M/N, r_min)", "2enc_ifr", _IFR,
        unet={"weighting": "inverse_ratio"}),
     _r("w_valid_fraction", "eq. 1 read as w = 1 - N_M/N", "2enc_ifr", _IFR, unet={"weighting": "valid_fraction"}),
+    _r("ifr_hole", "E_C reads an IFR trained with eq. 2 normalised over the hole (masked_l1_norm='hole'; "
+       "pipeline variant ifr_hole)", "w_valid_fraction", _IFR, unet={"weighting": "valid_fraction"},
+       upstream="ifr_hole"),
     _LGNET,
     _r("sfr_layout_fullres", "plus full-resolution 3x3 stems and head (SFRConfig.full_res)", "sfr_layout",
        _LGNET, sfr={"full_res": True}),
     _r("isfrnet_sfr", "the small preset's SFR before this ladder: BatchNorm, eq. 1 literal, eq. 10 as printed "
-       "(random VGG, bf16), D2, lr 1e-4", "sfr_layout", _LGNET, sfr={"norm": "batch", "weighting": "paper"},
-       loss={**_EQ10, "vgg_precision": "autocast"}, lr=1e-4),
+       "(random VGG, bf16), D2, lr 1e-4, E_C reading the IFR output", "sfr_layout", _LGNET,
+       sfr={"norm": "batch", "weighting": "paper"}, loss={**_EQ10, "vgg_precision": "autocast"}, lr=1e-4, guess="ifr"),
 )}
 
 
@@ -156,7 +163,7 @@ def build_generator(P: Preset, rung: Rung) -> torch.nn.Module:
     with seeded(rung.seed):
         if rung.generator == "unet":
             return UNet(dataclasses.replace(P.unet, **rung.unet))  # the learned baseline's U-Net
-        return SFRGenerator(dataclasses.replace(P.sfr, **rung.sfr))
+        return SFRGenerator(dataclasses.replace(P.sfr, **rung.sfr))  # the rung pins what its key must cover
 
 
 def train_rung(P: Preset, rung: Rung, **loop_kw: Any):
@@ -164,9 +171,13 @@ def train_rung(P: Preset, rung: Rung, **loop_kw: Any):
     stages 1-2 or None)``."""
     from isfr.training import pipeline as T
 
+    if rung.guess == "ifr" and rung.upstream != "full":  # its own IFR (resumable; loaded when finished)
+        ifr = T.train_ifr(P, rung.upstream, **loop_kw)
+        if not ifr.finished:
+            return ifr, None, None
     gen = build_generator(P, rung)
     res, upstream = T.train_refiner(P, rung_dir(P, rung), gen, LossConfig(**rung.loss), lr=rung.lr, steps=rung.steps,
-                                    guess=rung.guess, key="gen", seed=rung.seed, lr_decay=rung.lr_decay,
+                                    guess=rung.guess, upstream=rung.upstream, key="gen", seed=rung.seed, lr_decay=rung.lr_decay,
                                     config={"rung": dataclasses.asdict(rung), "rung_key": rung.key()}, **loop_kw)
     return res, gen.eval(), upstream
 
@@ -198,11 +209,41 @@ def score_rung(P: Preset, rung: Rung, gen, upstream) -> pd.DataFrame:
 
     path = rung_dir(P, rung) / "val_scores.csv.gz"
     if path.is_file():
-        return read_csv(path)
-    df = evaluate(rung_method(gen, rung, upstream), T.val_dataset(P, images="all"), name=rung.name,
-                  batch_size=64, progress=False)
-    write_csv(df, path)
+        df = read_csv(path)
+    else:
+        df = evaluate(rung_method(gen, rung, upstream), T.val_dataset(P, images="all"), name=rung.name,
+                      batch_size=64, progress=False)
+        write_csv(df, path)
+    if rung.guess == "ifr":
+        guess_reliance(P, rung, gen, upstream)
     return df
+
+
+@torch.no_grad()
+def guess_reliance(P: Preset, rung: Rung, gen, upstream, images: int = 60) -> dict[str, float]:
+    """For a rung reading the IFR output: PSNR over hole pixels of its output and of its guess against the
+    truth, and of its output against its guess, on the first ``images`` val images x 6 buckets (cached as
+    ``guess_reliance.json``). Output-vs-guess far above output-vs-truth means the SFR copies its guess."""
+    from isfr.training import pipeline as T
+
+    path = rung_dir(P, rung) / "guess_reliance.json"
+    if path.is_file():
+        return json.loads(path.read_text())
+    batch = next(iter(torch.utils.data.DataLoader(T.val_dataset(P, images=images), batch_size=6 * images)))
+    image, mask = batch["image"], batch["mask"]
+    masked = image * (1 - mask)
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # as rung_method computes it
+        guess = upstream.e_c_input(masked, mask, upstream.run_stage1(masked, mask).float())[0].float().clamp(-1, 1)
+    out = rung_method(gen, rung, upstream)(image, mask)
+
+    def hole_psnr(a: torch.Tensor, b: torch.Tensor) -> float:  # images in [-1, 1]: peak-to-peak 2
+        mse = (((a - b) ** 2) * mask).sum() / (3 * mask.sum())
+        return round(float(10 * torch.log10(4 / mse)), 3)
+
+    res = {"pairs": int(len(image)), "output_vs_truth": hole_psnr(out, image),
+           "guess_vs_truth": hole_psnr(guess, image), "output_vs_guess": hole_psnr(out, guess)}
+    path.write_text(json.dumps(res, indent=1))
+    return res
 
 
 def biharmonic_scores(P: Preset) -> pd.DataFrame:
@@ -220,12 +261,14 @@ def biharmonic_scores(P: Preset) -> pd.DataFrame:
     return df
 
 
-def upstream_hours(P: Preset) -> float:
-    """CPU-hours of stages 1-2 (StyleGAN2, pSp, IFR) that a rung reading the IFR output builds on."""
+def upstream_hours(P: Preset, variant: str = "full") -> float:
+    """CPU-hours of stages 1-2 (StyleGAN2, pSp, the IFR of ``variant``) that a rung reading the IFR output
+    builds on."""
     from isfr.training import pipeline as T
     from isfr.training.record import run_summary
 
-    return sum(float(run_summary(T.run_dir(P, r))["train_hours"]) for r in ("stylegan", "psp", "ifr"))
+    runs = ("stylegan", "psp", T.stage_runs(P, variant)["ifr"][0])
+    return sum(float(run_summary(T.run_dir(P, r))["train_hours"]) for r in runs)
 
 
 # ------------------------------------------------------------------------------ the table
@@ -252,12 +295,14 @@ def ladder_table(P: Preset, names: list[str] | None = None, n_boot: int = 1000, 
         if not (d / "val_scores.csv.gz").is_file():
             continue
         scores[name] = read_csv(d / "val_scores.csv.gz")
-        up = upstream_hours(P) if r_.guess == "ifr" else 0.0
+        up = upstream_hours(P, r_.upstream) if r_.guess == "ifr" else 0.0
         done = json.loads((d / "done.json").read_text()) if (d / "done.json").is_file() else {}
         row: dict[str, Any] = {"rung": name, "parent": r_.parent or "", "change": r_.change,
                                "seed": r_.seed, "steps": done.get("step", r_.steps),
                                "best_step": (done.get("best") or {}).get("step"),
                                "train_cpu_h": round(_hours(d), 3), "upstream_cpu_h": round(up, 3)}
+        if (d / "guess_reliance.json").is_file():
+            row.update({f"hole {k}": v for k, v in json.loads((d / "guess_reliance.json").read_text()).items()})
         row["cpu_h"] = round(row["train_cpu_h"] + up, 3)
         vs_b = head_to_head(pd.concat([scores[name], bih]), name, "biharmonic", groups=("20-40", "40-60"),
                             n_boot=n_boot)
@@ -308,6 +353,14 @@ def ladder_markdown(table: pd.DataFrame, note: str, steps: int = STEPS, batch: i
                      f"| {r['psnr 40-60']:.2f} | {cell['40-60'][0]} | {cell['40-60'][1]} "
                      f"| {r['ssim 20-40']:.3f} | {r['ssim 40-60']:.3f} |")
     noise = seed_noise(table)
+    rel = table.dropna(subset=["hole output_vs_guess"]) if "hole output_vs_guess" in table else table.iloc[:0]
+    reliance = ("How closely each rung reading the IFR output follows its guess (PSNR in dB over the hole pixels of "
+                "the first val pairs, `guess_reliance.json`): output vs truth, guess vs truth, output vs guess; output vs "
+                "guess far above output vs truth means the SFR copies its guess.\n\n"
+                "| rung | pairs | output vs truth | guess vs truth | output vs guess |\n|---|---|---|---|---|\n"
+                + "".join(f"| {r['rung']} | {int(r['hole pairs'])} | {r['hole output_vs_truth']:.2f} | "
+                          f"{r['hole guess_vs_truth']:.2f} | {r['hole output_vs_guess']:.2f} |\n"
+                          for r in rel.to_dict("records")) + "\n") if len(rel) else ""
     n_seeds = int(table["rung"].str.fullmatch(r"unet(_seed\d+)?").sum())
     pending = [n for n in RUNGS if n not in set(table["rung"])]
     return ("# The equal-compute ladder (ours, not the paper's)\n\n"
@@ -321,7 +374,7 @@ def ladder_markdown(table: pd.DataFrame, note: str, steps: int = STEPS, batch: i
             "the paper's losses.\n\n" + head + "\n".join(lines) + "\n\n"
             f"Seed noise (sd of the base rung's PSNR over {n_seeds} "
             f"seeds): 20-40 % {noise['20-40']:.2f} dB, 40-60 % {noise['40-60']:.2f} dB.\n\n"
-            + (f"Not run yet: {', '.join(pending)}.\n\n" if pending else "") + f"Source: {note}\n")
+            + reliance + (f"Not run yet: {', '.join(pending)}.\n\n" if pending else "") + f"Source: {note}\n")
 
 
 def ladder_figure(table: pd.DataFrame, note: str, title: str = "Equal-compute ladder, small preset (64 px)"):
@@ -369,7 +422,7 @@ def write_ladder(P: Preset, out: Path | None = None, steps: int | None = None) -
     for name in table["rung"]:
         src, dst = rung_dir(P, rung(name, steps)), out / "ladder_runs" / name
         dst.mkdir(parents=True, exist_ok=True)
-        for f in ("config.json", "done.json", "train_log.csv", "val_log.csv", "val_scores.csv.gz"):
+        for f in ("config.json", "done.json", "train_log.csv", "val_log.csv", "val_scores.csv.gz", "guess_reliance.json"):
             if (src / f).is_file():
                 shutil.copyfile(src / f, dst / f)
     from isfr.data import resolve_data_root
@@ -397,7 +450,7 @@ def run_ladder(P: Preset, names: list[str] | None = None, steps: int | None = No
     for name in names or list(RUNGS):
         r = rung(name, steps)
         res, gen, upstream = train_rung(P, r, progress=progress)
-        if res.finished:
+        if res.finished and gen is not None:
             score_rung(P, r, gen, upstream)
             print(f"{name}: {res.step} steps ({res.stop_reason}), scored", flush=True)
     return write_ladder(P, steps=steps)

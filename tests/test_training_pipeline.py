@@ -84,6 +84,15 @@ def test_variants_map_to_the_ablations_of_table_1():
     assert p.sfr.weighting == "none" and p.seed == 3  # the preset's own overrides survive
 
 
+def test_ablation_variants_add_every_eq1_reading_but_the_presets_own():
+    for weighting in ("paper", "inverse_ratio", "valid_fraction", "none"):
+        names = T.ablation_variants(get_preset("smoke", **{"sfr.weighting": weighting}))
+        readings = [T.variant_preset(get_preset("smoke"), n).sfr.weighting for n in names if n.startswith("weight_")]
+        assert names[:4] == T.TABLE1_VARIANTS and names[-1] == "leak_free"
+        expected = {"paper", "inverse_ratio", "valid_fraction"} - {weighting}
+        assert sorted(readings) == sorted(expected), (weighting, names)
+
+
 def test_table1_rows_name_the_papers_rows_and_match_their_switches():
     from isfr.paper_numbers import TABLE1, TABLE1_VARIANTS as ticks
 

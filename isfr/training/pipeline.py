@@ -58,12 +58,17 @@ VARIANTS: dict[str, Variant] = {v.name: v for v in (
     Variant("psp_sfr", "pSp + SFR (section 4.2.2: E_C reads the stage-1 image)", use_ifr=False, sfr_run="sfr_noifr"),
     Variant("no_weighting", "pSp + IFR + SFR without weighting (section 4.2.3)",
             overrides={"sfr.weighting": "none"}, sfr_run="sfr_noweight"),
+    Variant("weight_paper", "eq. 1 literal, w = 1/N_M (the paper's reading, where the preset reads it otherwise)",
+            overrides={"sfr.weighting": "paper"}, sfr_run="sfr_literal"),
     Variant("weight_valid_fraction", "eq. 1 with w = 1 - N_M/N (ours)",
             overrides={"sfr.weighting": "valid_fraction"}, sfr_run="sfr_validfrac"),
     Variant("weight_inverse_ratio", "eq. 1 with w = r_min / max(N_M/N, r_min) (ours)",
             overrides={"sfr.weighting": "inverse_ratio"}, sfr_run="sfr_invratio"),
     Variant("leak_free", "full model trained on procedural masks, tested on NVIDIA masks (ours)",
             overrides={"data.mask_protocol": "leak_free"}, ifr_run="ifr_leakfree", sfr_run="sfr_leakfree"),
+    Variant("ifr_hole", "eq. 2 normalised by the hole's element count (LossConfig.masked_l1_norm='hole'; ours): "
+            "the IFR guess the ladder's rung ifr_hole reads", overrides={"loss.masked_l1_norm": "hole"},
+            ifr_run="ifr_hole", sfr_run="sfr_ifrhole"),
 )}
 
 
@@ -94,9 +99,16 @@ def stage_runs(preset: Preset, variant: Variant | str = "full", budget: Budget =
 #: Table 1's rows (section 4.2) as the paper names them (:data:`isfr.paper_numbers.TABLE1`) -> our variant.
 TABLE1_ROWS: dict[str, str] = {"pSp+IFR": "psp_ifr", "pSp+SFR": "psp_sfr",
                                "pSp+IFR+SFR w/o weighting": "no_weighting", "ISFRNet": "full"}
-#: Table 1's variants, then our extras: the weighting readings of eq. 1 and the mask protocol.
 TABLE1_VARIANTS = list(TABLE1_ROWS.values())
-ABLATION_VARIANTS = TABLE1_VARIANTS + ["weight_inverse_ratio", "weight_valid_fraction", "leak_free"]
+#: our extras: the readings of eq. 1 (each variant sets ``sfr.weighting``), the mask protocol
+WEIGHTING_VARIANTS = ("weight_paper", "weight_inverse_ratio", "weight_valid_fraction")
+
+
+def ablation_variants(preset: Preset) -> list[str]:
+    """Table 1's variants, then our extras: every reading of eq. 1 other than the preset's own (the full
+    model already is that one), the leak-free mask protocol."""
+    own = [w for w in WEIGHTING_VARIANTS if VARIANTS[w].overrides["sfr.weighting"] == preset.sfr.weighting]
+    return TABLE1_VARIANTS + [w for w in WEIGHTING_VARIANTS if w not in own] + ["leak_free"]
 
 
 def variant_preset(preset: Preset, variant: Variant | str) -> Preset:
@@ -368,7 +380,7 @@ def train_sfr(preset: Preset, variant: Variant | str = "full", data_root: str | 
         model.ifr.load_state_dict(ifr["modules"]["ifr"])
         config["trained_on"] = {"ifr_step": int(ifr["step"])}  # checked by trained_model
     s = p.schedule
-    stage = SFRStage(model, _disc(p), _vgg(p), p.loss, lr=s.lr, betas=s.betas)
+    stage = SFRStage(model, _disc(p), _vgg(p), p.loss, lr=s.sfr_lr or s.lr, betas=s.betas)
     loop_kw = {"lr_decay": s.sfr_lr_decay, **loop_kw}
     return fit(stage, build_from_config(data_config(p), "train"),
                loop_config(p, runs["sfr"][1], s.batch_size, **loop_kw), run_dir(preset, runs["sfr"][0]),
@@ -382,14 +394,16 @@ L1_ONLY = LossConfig(lambda4_perceptual=0.0, lambda5_style=0.0, lambda6_tv=0.0, 
 
 
 def train_refiner(preset: Preset, folder: Path, generator: torch.nn.Module, loss: LossConfig, *, lr: float,
-                  steps: int, guess: str = "none", key: str = "gen", seed: int | None = None,
+                  steps: int, guess: str = "none", upstream: Variant | str = "full", key: str = "gen",
+                  seed: int | None = None,
                   lr_decay: tuple[int, float] | None = None, config: dict | None = None, overwrite: bool = False,
                   **loop_kw: Any) -> tuple[FitResult, ISFRNet | None]:
     """Train any refinement generator through :class:`SFRStage` on the preset's data, masks, precision and
     val pairs (the learned U-Net baseline, the rungs of :mod:`isfr.ladder`); ``guess="ifr"`` reads the
-    trained stages 1-2 of the preset's main model, which are returned (frozen) for scoring."""
+    trained stages 1-2 of the preset's main model (of ``upstream``, a variant), which are returned (frozen)
+    for scoring."""
     seed = preset.seed if seed is None else seed
-    upstream = trained_model(preset, "full", upto="ifr").cpu() if guess == "ifr" else None
+    upstream = trained_model(preset, upstream, upto="ifr").cpu() if guess == "ifr" else None
     d2 = _disc(preset, seed) if loss.uses_d2 else None
     stage = SFRStage(upstream, d2, _vgg(preset) if loss.uses_vgg else None, loss, lr=lr, betas=preset.schedule.betas,
                      generator=generator, key=key, guess=guess)
@@ -528,7 +542,7 @@ def train_all(preset: Preset, variants: list[str] | None = None, data_root: str 
         done.append((name, r))
         if r is not None and not r.finished:
             return done
-    jobs = [("full", "main"), ("unet", "main")] * main + [(v, "ablation") for v in (variants or ABLATION_VARIANTS)]
+    jobs = [("full", "main"), ("unet", "main")] * main + [(v, "ablation") for v in (variants or ablation_variants(preset))]
     for v, budget in jobs:
         results = ({"unet": train_unet(preset, **loop_kw)} if v == "unet"
                    else train_variant(preset, v, data_root, budget=budget, **loop_kw))
@@ -566,12 +580,12 @@ def seed_replicates(preset: Preset, dataset: Any, seeds: list[int] | tuple[int, 
 
 def training_record(preset: Preset, variants: list[str] | None = None) -> "Any":
     """:func:`isfr.training.record.training_record` of every run of the preset: stage 1, the main
-    model, then the ablation runs of ``variants`` (default :data:`ABLATION_VARIANTS`), each once."""
+    model, then the ablation runs of ``variants`` (default :func:`ablation_variants`), each once."""
     from .record import training_record as record
 
     names = ["stylegan", "psp"] if not uses_pretrained_stage1(preset) or preset.psp.finetune else []
     names += ["unet"] if preset.schedule.unet_steps else []
-    for v, budget in [("full", "main")] + [(v, "ablation") for v in (variants or ABLATION_VARIANTS)]:
+    for v, budget in [("full", "main")] + [(v, "ablation") for v in (variants or ablation_variants(preset))]:
         runs = stage_runs(preset, v, budget)
         names += [runs[k][0] for k, use in (("ifr", VARIANTS[v].use_ifr), ("sfr", VARIANTS[v].use_sfr)) if use]
     return record([run_dir(preset, n) for n in dict.fromkeys(names)])

@@ -119,6 +119,8 @@ RUNGS: dict[str, Rung] = {r.name: r for r in (
     _r("w_inverse_ratio", "eq. 1 read as w = r_min / max(N_M/N, r_min)", "2enc_ifr", _IFR,
        unet={"weighting": "inverse_ratio"}),
     _r("w_valid_fraction", "eq. 1 read as w = 1 - N_M/N", "2enc_ifr", _IFR, unet={"weighting": "valid_fraction"}),
+    _r("batchnorm_ifr", "BatchNorm after every conv (as batchnorm), on w_valid_fraction", "w_valid_fraction", _IFR,
+       unet={"weighting": "valid_fraction", "norm": "batch"}),
     _r("ifr_hole", "E_C reads an IFR trained with eq. 2 normalised over the hole (masked_l1_norm='hole'; "
        "pipeline variant ifr_hole)", "w_valid_fraction", _IFR, unet={"weighting": "valid_fraction"},
        upstream="ifr_hole"),

@@ -44,6 +44,7 @@ class ScheduleConfig:
     sfr_steps: int = 300_000  # ours
     sfr_lr: float | None = None  # ours: Adam lr of SFR and D2; None = lr (section 4.1's 1e-4, given for batch 1)
     sfr_lr_decay: tuple[int, float] | None = None  # ours: (step, factor): SFR and D2 at lr x factor from that step
+    # (an ablation run of ablation_sfr_steps decays at the same fraction of its steps)
     ablation_ifr_steps: int | None = None  # ours: steps of every Table 1 row; None = the main schedule
     ablation_sfr_steps: int | None = None  # ours
     amp: Literal["none", "bf16", "fp16"] = "fp16"  # ours: CUDA AMP on the GPU; bf16 autocast on the CPU

@@ -10,7 +10,8 @@ from isfr.training import pipeline as T
 
 STEPS = {"schedule.stylegan_steps": 2, "schedule.psp_steps": 2, "schedule.ifr_steps": 2, "schedule.sfr_steps": 2,
          "schedule.ckpt_every": 1, "schedule.val_every": 1, "schedule.val_images": 1, "schedule.log_every": 1,
-         "data.limit": 8, "data.synthetic_train": 8, "data.synthetic_eval": 2, "schedule.sfr_lr_decay": (2, 0.1)}
+         "data.limit": 8, "data.synthetic_train": 8, "data.synthetic_eval": 2, "schedule.sfr_lr_decay": (2, 0.1),
+         "schedule.sfr_lr": 3e-4}
 
 
 @pytest.fixture(scope="module")
@@ -39,13 +40,14 @@ def test_every_stage_runs_to_its_step_count(trained):
         assert results[name].best_score is not None and 0 < results[name].best_score < 100
 
 
-def test_sfr_lr_decay_reaches_the_sfr_loop_only(trained):
+def test_sfr_lr_and_its_decay_reach_the_sfr_loop_only(trained):
     import pandas as pd
 
     P, _, _, _ = trained
     sfr = pd.read_csv(T.run_dir(P, "sfr") / "train_log.csv")
-    assert list(sfr["lr_g"]) == pytest.approx([P.schedule.lr, P.schedule.lr * 0.1])
-    assert list(sfr["lr_d"]) == pytest.approx([P.schedule.lr, P.schedule.lr * 0.1])
+    assert P.schedule.sfr_lr != P.schedule.lr
+    assert list(sfr["lr_g"]) == pytest.approx([3e-4, 3e-5])
+    assert list(sfr["lr_d"]) == pytest.approx([3e-4, 3e-5])
     assert (pd.read_csv(T.run_dir(P, "ifr") / "train_log.csv")["lr_g"] == P.schedule.lr).all()
 
 
@@ -117,6 +119,13 @@ def test_preset_overrides_are_checked():
     with pytest.raises(KeyError, match="sfr.nope"):
         get_preset("smoke", **{"sfr.nope": 1})
     assert get_preset("paper").schedule.batch_size == 1 and get_preset("paper").schedule.lr == 1e-4  # section 4.1
+
+
+def test_an_ablation_run_decays_its_lr_at_the_main_runs_fraction_of_its_steps():
+    s = get_preset("smoke", **{"schedule.sfr_steps": 6000, "schedule.sfr_lr_decay": (5000, 0.1)}).schedule
+    assert T.sfr_lr_decay(s, 6000) == (5000, 0.1)
+    assert T.sfr_lr_decay(s, 1200) == (1000, 0.1)
+    assert T.sfr_lr_decay(get_preset("paper").schedule, 10) is None
 
 
 def test_ablation_budget_shares_runs_only_when_the_schedules_agree():

@@ -366,6 +366,15 @@ def train_ifr(preset: Preset, variant: Variant | str = "full", data_root: str | 
                val_batches=val_batches(p), config=run_config(p, preset), preset=preset.name, overwrite=force)
 
 
+def sfr_lr_decay(schedule: Any, steps: int) -> tuple[int, float] | None:
+    """``schedule.sfr_lr_decay`` for an SFR run of ``steps``: a run of other length (the ablation budget) decays
+    at the same fraction of its steps."""
+    decay = schedule.sfr_lr_decay
+    if decay is None or steps == schedule.sfr_steps:
+        return decay
+    return max(1, decay[0] * steps // schedule.sfr_steps), decay[1]
+
+
 def train_sfr(preset: Preset, variant: Variant | str = "full", data_root: str | None = None, force: bool = False,
               budget: Budget = "main", **loop_kw: Any) -> FitResult:
     """Stage 3: SFR + D2 with eq. 10, stages 1 and 2 frozen (IFR absent for the pSp+SFR variant)."""
@@ -379,11 +388,11 @@ def train_sfr(preset: Preset, variant: Variant | str = "full", data_root: str | 
         ifr = _best(preset, runs["ifr"][0])
         model.ifr.load_state_dict(ifr["modules"]["ifr"])
         config["trained_on"] = {"ifr_step": int(ifr["step"])}  # checked by trained_model
-    s = p.schedule
+    s, steps = p.schedule, runs["sfr"][1]
     stage = SFRStage(model, _disc(p), _vgg(p), p.loss, lr=s.sfr_lr or s.lr, betas=s.betas)
-    loop_kw = {"lr_decay": s.sfr_lr_decay, **loop_kw}
+    loop_kw = {"lr_decay": sfr_lr_decay(s, steps), **loop_kw}
     return fit(stage, build_from_config(data_config(p), "train"),
-               loop_config(p, runs["sfr"][1], s.batch_size, **loop_kw), run_dir(preset, runs["sfr"][0]),
+               loop_config(p, steps, s.batch_size, **loop_kw), run_dir(preset, runs["sfr"][0]),
                val_batches=val_batches(p), config=config, preset=preset.name, overwrite=force)
 
 

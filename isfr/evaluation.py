@@ -343,6 +343,22 @@ def head_to_head(
     return out
 
 
+def duels(df: pd.DataFrame, pairs: Sequence[tuple[str, str]], **kw: Any) -> pd.DataFrame:
+    """:func:`head_to_head` of each ``(ours, baseline)`` pair in one table: columns ``ours``, ``baseline``,
+    ``group``, ``n`` and per metric ``<m> ours``, ``<m> baseline``, ``<m> diff`` [``diff_lo``, ``diff_hi``],
+    ``<m> better`` (e.g. the val head-to-head of ISFRNet and the learned U-Net against biharmonic)."""
+    parts = []
+    for ours, base in pairs:
+        h = head_to_head(df, ours, base, **kw)
+        h = h.rename(columns={c: c.replace(f" {ours}", " ours").replace(f" {base}", " baseline") for c in h.columns
+                              if c.endswith(f" {ours}") or c.endswith(f" {base}")})
+        parts.append(h.assign(ours=ours, baseline=base))
+    out = pd.concat(parts, ignore_index=True)
+    out = out[["ours", "baseline"] + [c for c in out.columns if c not in ("ours", "baseline")]]
+    out.attrs["ci"] = parts[0].attrs.get("ci", "") if parts else ""
+    return out
+
+
 # ---------------------------------------------------------------- paper vs ours
 def _as_summary(measured: pd.DataFrame, ci: float, n_boot: int, seed: int) -> pd.DataFrame:
     return measured if "psnr_lo" in measured.columns else summarise(measured, ci=ci, n_boot=n_boot, seed=seed)

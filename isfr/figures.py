@@ -214,6 +214,28 @@ def loss_curves(
     return fig
 
 
+def val_curves_vs_hours(runs: Mapping[str, tuple[str | os.PathLike, float]], note: str = "",
+                        title: str = "Val PSNR against CPU-hours") -> Figure:
+    """Each run's checkpoint-selection val PSNR (``val_log.csv``) against its CPU-hours: ``runs`` maps a label
+    to (run folder, hours spent before it, e.g. the upstream stages the main model's SFR builds on)."""
+    from isfr.training.record import cumulative_seconds
+
+    fig = Figure(figsize=(6.4, 3.6), layout="constrained")
+    ax = fig.subplots()
+    for label, (folder, offset) in runs.items():
+        d = Path(folder)
+        if not (d / "val_log.csv").is_file() or not (d / "train_log.csv").is_file():
+            raise FileNotFoundError(f"{d}: no val_log.csv / train_log.csv: train the run first")
+        log, val = pd.read_csv(d / "train_log.csv"), pd.read_csv(d / "val_log.csv")
+        hours = np.interp(val["step"], log["step"], cumulative_seconds(log["elapsed_s"]) / 3600) + offset
+        ax.plot(hours, val["val_score"], marker="o", ms=3, label=f"{label} (from {offset:.2f} h)" if offset else label)
+    ax.set(xlabel="CPU-hours (one process, one torch thread)", ylabel="val PSNR (dB, selection pairs)", title=title)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    add_note(fig, note)
+    return fig
+
+
 # ---------------------------------------------------------------- paper figures
 def stage_grid(
     rows: Sequence[Mapping[str, torch.Tensor]], columns: Sequence[str] = STAGE_COLUMNS,

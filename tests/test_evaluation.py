@@ -311,3 +311,15 @@ def test_head_to_head_pairs_the_rows_and_tests_the_difference(eval_ds):
         E.head_to_head(pd.concat([a, b.iloc[1:]]), "biharmonic", "mean_fill")
     with pytest.raises(ValueError, match="no rows"):
         E.head_to_head(a, "biharmonic", "nobody")
+
+
+def test_duels_put_each_pair_in_one_table(eval_ds):
+    a = E.evaluate(biharmonic, eval_ds, name="biharmonic", progress=False)
+    b = E.evaluate(mean_fill, eval_ds, name="mean_fill", progress=False)
+    both = pd.concat([a, b])
+    d = E.duels(both, [("biharmonic", "mean_fill"), ("mean_fill", "biharmonic")], groups=("all",))
+    assert list(d["ours"]) == ["biharmonic", "mean_fill"] and list(d["baseline"]) == ["mean_fill", "biharmonic"]
+    assert d.loc[0, "psnr ours"] == pytest.approx(a["psnr"].mean())
+    assert d.loc[1, "psnr baseline"] == pytest.approx(a["psnr"].mean())
+    assert d.loc[0, "psnr diff"] == pytest.approx(-d.loc[1, "psnr diff"])
+    assert d.loc[0, "psnr better"] and not d.loc[1, "psnr better"]

@@ -142,3 +142,16 @@ def test_figures_index_lists_files_and_finds_the_missing(tmp_path):
     (tmp_path / "fig02_stages.png").write_bytes(b"x")
     missing = missing_outputs(tmp_path, cpu_stage1=True)
     assert "fig02_stages.png" not in missing and "table1_ablation.md" in missing
+
+
+def test_val_curves_vs_hours_place_each_run_at_its_hours(tmp_path):
+    for name, secs in (("a", [360.0, 720.0]), ("b", [3600.0, 7200.0])):
+        d = tmp_path / name
+        d.mkdir()
+        pd.DataFrame({"step": [10, 20], "elapsed_s": secs}).to_csv(d / "train_log.csv", index=False)
+        pd.DataFrame({"step": [10, 20], "val_score": [20.0, 21.0]}).to_csv(d / "val_log.csv", index=False)
+    fig = F.val_curves_vs_hours({"a": (tmp_path / "a", 0.0), "b": (tmp_path / "b", 1.5)})
+    lines = fig.axes[0].get_lines()
+    assert [list(l.get_xdata()) for l in lines] == [pytest.approx([0.1, 0.2]), pytest.approx([2.5, 3.5])]
+    with pytest.raises(FileNotFoundError, match="train the run first"):
+        F.val_curves_vs_hours({"c": (tmp_path / "c", 0.0)})

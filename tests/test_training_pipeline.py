@@ -195,6 +195,16 @@ def test_train_seconds_adds_the_segments_of_a_resumed_run():
     assert train_seconds(pd.Series([], dtype=float)) != train_seconds(pd.Series([], dtype=float))  # NaN
 
 
+def test_cumulative_seconds_carry_over_resumes():
+    import pandas as pd
+
+    from isfr.training.record import cumulative_seconds, train_seconds
+
+    e = pd.Series([1.0, 2.0, 3.0, 0.5, 1.5, 0.2])  # killed at 3 s, resumed for 1.5 s, resumed again
+    assert list(cumulative_seconds(e)) == pytest.approx([1.0, 2.0, 3.0, 3.5, 4.5, 4.7])
+    assert cumulative_seconds(e).iloc[-1] == pytest.approx(train_seconds(e))
+
+
 def test_psp_stage_uses_the_arcface_id_loss_only_with_its_file(tmp_path, monkeypatch):
     import csv
 

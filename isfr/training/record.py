@@ -33,6 +33,15 @@ def train_seconds(elapsed: pd.Series) -> float:
     return float(sum(ends) + e[-1])
 
 
+def cumulative_seconds(elapsed: pd.Series) -> pd.Series:
+    """Training seconds up to each row of a log whose ``elapsed_s`` restarts at 0 on every resume (the last
+    value is :func:`train_seconds`)."""
+    e = pd.to_numeric(elapsed, errors="coerce").ffill().fillna(0.0)
+    restarts = (e.diff() < 0).cumsum()
+    offset = e.groupby(restarts).max().cumsum().shift(fill_value=0.0)
+    return e + restarts.map(offset)
+
+
 def run_summary(run_dir: str | Path) -> dict[str, Any]:
     """One :data:`RECORD_COLUMNS` row for a run folder (NaN / "" where a file is missing)."""
     d = Path(run_dir)

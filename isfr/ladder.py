@@ -54,6 +54,7 @@ class Rung:
     loss: dict = field(default_factory=lambda: dict(L1_ONLY))  # LossConfig fields
     guess: Literal["none", "masked", "ifr"] = "none"  # E_C's input: none (one encoder), I_I again, IFR output
     upstream: str = "full"  # guess="ifr": the pipeline variant whose stages 1-2 make the guess (isfr.training.pipeline.VARIANTS)
+    guess_dropout: float = 0.0  # guess="ifr": share of training samples whose E_C reads I_I instead (SFRStage)
     lr: float = 1e-3
     seed: int = 0
     steps: int = STEPS  # every rung but the calibration run
@@ -68,8 +69,9 @@ class Rung:
         spec = {k: v for k, v in dataclasses.asdict(self).items() if k not in ("name", "change", "parent")}
         if spec["steps"] == STEPS:  # the ladder's own step count is in the hash below
             del spec["steps"]
-        if spec["upstream"] == "full":  # rungs defined before the field keep their folders
-            del spec["upstream"]
+        for k, default in (("upstream", "full"), ("guess_dropout", 0.0)):
+            if spec[k] == default:  # rungs defined before the field keep their folders
+                del spec[k]
         return hashlib.sha256(json.dumps([spec, STEPS, LR_DECAY], sort_keys=True).encode()).hexdigest()[:8]
 
 
@@ -121,6 +123,9 @@ RUNGS: dict[str, Rung] = {r.name: r for r in (
     _r("w_valid_fraction", "eq. 1 read as w = 1 - N_M/N", "2enc_ifr", _IFR, unet={"weighting": "valid_fraction"}),
     _r("batchnorm_ifr", "BatchNorm after every conv (as batchnorm), on w_valid_fraction", "w_valid_fraction", _IFR,
        unet={"weighting": "valid_fraction", "norm": "batch"}),
+    _r("guess_dropout", "half the training samples' E_C reads I_I instead of the IFR output (SFRStage.guess_dropout; "
+       "ours): the SFR cannot learn to copy the guess", "w_valid_fraction", _IFR, unet={"weighting": "valid_fraction"},
+       guess_dropout=0.5),
     _r("ifr_hole", "E_C reads an IFR trained with eq. 2 normalised over the hole (masked_l1_norm='hole'; "
        "pipeline variant ifr_hole)", "w_valid_fraction", _IFR, unet={"weighting": "valid_fraction"},
        upstream="ifr_hole"),
@@ -179,7 +184,8 @@ def train_rung(P: Preset, rung: Rung, **loop_kw: Any):
             return ifr, None, None
     gen = build_generator(P, rung)
     res, upstream = T.train_refiner(P, rung_dir(P, rung), gen, LossConfig(**rung.loss), lr=rung.lr, steps=rung.steps,
-                                    guess=rung.guess, upstream=rung.upstream, key="gen", seed=rung.seed, lr_decay=rung.lr_decay,
+                                    guess=rung.guess, upstream=rung.upstream,
+                                    guess_dropout=rung.guess_dropout, key="gen", seed=rung.seed, lr_decay=rung.lr_decay,
                                     config={"rung": dataclasses.asdict(rung), "rung_key": rung.key()}, **loop_kw)
     return res, gen.eval(), upstream
 

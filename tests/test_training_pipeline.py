@@ -402,3 +402,36 @@ def test_switching_between_synthetic_and_celeba_never_reuses(trained, data_root)
     with pytest.raises(FileNotFoundError, match="celeba-"):
         T.train_psp(P, str(data_root), progress=False)  # its StyleGAN2 was trained on synthetic faces only
     assert not T.run_dir(celeba, "psp").exists()
+
+
+def test_guess_dropout_feeds_i_i_to_e_c_for_that_share_of_samples():
+    from isfr.training.loop import StepContext
+    from isfr.training.stages import SFRStage
+
+    P = get_preset("smoke")
+    seen: list[list[bool]] = []
+
+    class Spy(torch.nn.Module):  # records, per sample, whether E_C's input is I_I itself
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(()))
+
+        def forward(self, masked, e_c, mask):
+            seen.append([bool(torch.equal(a, b)) for a, b in zip(masked, e_c)])
+            return masked * 0 + self.w
+
+    torch.manual_seed(0)
+    image = torch.rand(32, 3, 64, 64) * 2 - 1
+    mask = torch.zeros(32, 1, 64, 64)
+    mask[..., 20:40, 20:40] = 1
+    for p in (0.5, 0.5, 0.0):
+        spy = Spy()
+        stage = SFRStage(T.build_model(P), None, None, T.L1_ONLY, generator=spy, key="gen", guess_dropout=p)
+        ctx = StepContext({"gen": spy}, torch.device("cpu"))
+        ctx.step = 3
+        stage.train_step({"image": image, "mask": mask}, ctx)
+    assert 4 < sum(seen[0]) < 28  # about half the samples read I_I
+    assert seen[0] == seen[1]  # the same step draws the same samples (exact resume)
+    assert not any(seen[2])  # no dropout: E_C reads the IFR output, which fills the hole
+    with pytest.raises(ValueError, match="guess_dropout"):
+        SFRStage(None, None, None, T.L1_ONLY, generator=Spy(), key="gen", guess="masked", guess_dropout=0.5)

@@ -403,8 +403,8 @@ L1_ONLY = LossConfig(lambda4_perceptual=0.0, lambda5_style=0.0, lambda6_tv=0.0, 
 
 
 def train_refiner(preset: Preset, folder: Path, generator: torch.nn.Module, loss: LossConfig, *, lr: float,
-                  steps: int, guess: str = "none", upstream: Variant | str = "full", key: str = "gen",
-                  seed: int | None = None,
+                  steps: int, guess: str = "none", upstream: Variant | str = "full", guess_dropout: float = 0.0,
+                  key: str = "gen", seed: int | None = None,
                   lr_decay: tuple[int, float] | None = None, config: dict | None = None, overwrite: bool = False,
                   **loop_kw: Any) -> tuple[FitResult, ISFRNet | None]:
     """Train any refinement generator through :class:`SFRStage` on the preset's data, masks, precision and
@@ -415,7 +415,7 @@ def train_refiner(preset: Preset, folder: Path, generator: torch.nn.Module, loss
     upstream = trained_model(preset, upstream, upto="ifr").cpu() if guess == "ifr" else None
     d2 = _disc(preset, seed) if loss.uses_d2 else None
     stage = SFRStage(upstream, d2, _vgg(preset) if loss.uses_vgg else None, loss, lr=lr, betas=preset.schedule.betas,
-                     generator=generator, key=key, guess=guess)
+                     generator=generator, key=key, guess=guess, guess_dropout=guess_dropout)
     cfg = loop_config(dataclasses.replace(preset, seed=seed), steps, preset.schedule.batch_size, lr_decay=lr_decay,
                       **loop_kw)
     res = fit(stage, build_from_config(data_config(preset), "train"), cfg, folder, val_batches=val_batches(preset),

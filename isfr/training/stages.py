@@ -281,13 +281,16 @@ class SFRStage(_GANStage):
     (the stage-1 output without IFR; the paper), ``"masked"`` I_I again, ``"none"`` nothing (a
     one-encoder generator reading (I_I, M)); only ``"ifr"`` runs stages 1-2 (``model`` may be None
     otherwise). D2 and VGG are used only when the loss weights them (``d2`` / ``vgg`` may be None).
+    ``guess_dropout`` (ours, ``guess="ifr"`` only): the probability that a training sample's E_C reads I_I
+    instead of the IFR output, so that the SFR cannot learn to copy a poor guess (validation and inference
+    always read the guess).
     """
 
     name, gen_key, d_key = "sfr", "sfr", "d2"
 
     def __init__(self, model: ISFRNet, d2: nn.Module | None, vgg: nn.Module | None, loss_cfg: L.LossConfig | None = None,
                  lr: float = 1e-4, betas=(0.9, 0.999), generator: nn.Module | None = None, key: str = "sfr",
-                 guess: Literal["ifr", "masked", "none"] = "ifr"):
+                 guess: Literal["ifr", "masked", "none"] = "ifr", guess_dropout: float = 0.0):
         loss_cfg = loss_cfg or L.LossConfig()
         self.name = self.gen_key = key
         super().__init__(model, d2 if loss_cfg.uses_d2 else None, loss_cfg, lr, betas, generator)
@@ -295,7 +298,10 @@ class SFRStage(_GANStage):
             raise ValueError(f"SFRStage: guess must be 'ifr', 'masked' or 'none', got {guess!r}")
         if guess == "ifr" and model is None:
             raise ValueError("SFRStage: guess='ifr' reads stages 1-2: pass the model holding them")
-        self.vgg, self.guess = (vgg if loss_cfg.uses_vgg else None), guess
+        if not 0 <= guess_dropout < 1 or (guess_dropout and guess != "ifr"):
+            raise ValueError(f"SFRStage: guess_dropout must be in [0, 1) and needs guess='ifr', got {guess_dropout!r} "
+                             f"with guess={guess!r}")
+        self.vgg, self.guess, self.guess_dropout = (vgg if loss_cfg.uses_vgg else None), guess, guess_dropout
         if model is not None and model.ifr is not None:
             _freeze(model.ifr)
 
@@ -323,8 +329,13 @@ class SFRStage(_GANStage):
     def train_step(self, batch: Mapping[str, Tensor], ctx: StepContext) -> dict[str, Tensor]:
         self.to_device(ctx.device)
         image, mask = batch["image"].to(ctx.device), batch["mask"].to(ctx.device)
+        inputs = self._inputs(image, mask)
+        if self.guess_dropout:  # per sample, from a generator seeded by the step (resumes exactly)
+            u = torch.rand(len(image), generator=torch.Generator().manual_seed(7_919 * ctx.step + 1))
+            drop = (u < self.guess_dropout).view(-1, 1, 1, 1).to(ctx.device)
+            inputs = (inputs[0], torch.where(drop, inputs[0], inputs[1]), inputs[2])
         with ctx.autocast():
-            out = ctx.nets[self.gen_key](*self._inputs(image, mask))
+            out = ctx.nets[self.gen_key](*inputs)
         d_loss = self.d_step(image, out, ctx) if self.disc is not None else None
         with ctx.autocast():
             loss, terms = L.sfr_generator_loss(out.float(), image, mask, ctx.nets.get(self.d_key), self.vgg,

@@ -43,6 +43,8 @@ class ScheduleConfig:
     ifr_steps: int = 300_000  # ours (the paper gives no step count)
     sfr_steps: int = 300_000  # ours
     sfr_lr: float | None = None  # ours: Adam lr of SFR and D2; None = lr (section 4.1's 1e-4, given for batch 1)
+    sfr_guess_dropout: float = 0.0  # ours: share of SFR training samples whose E_C reads I_I instead of the IFR
+    # output (SFRStage.guess_dropout): the SFR cannot learn to copy a poor guess; 0 = the paper (E_C always reads it)
     sfr_lr_decay: tuple[int, float] | None = None  # ours: (step, factor): SFR and D2 at lr x factor from that step
     # (an ablation run of ablation_sfr_steps decays at the same fraction of its steps)
     ablation_ifr_steps: int | None = None  # ours: steps of every Table 1 row; None = the main schedule

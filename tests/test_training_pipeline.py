@@ -11,7 +11,7 @@ from isfr.training import pipeline as T
 STEPS = {"schedule.stylegan_steps": 2, "schedule.psp_steps": 2, "schedule.ifr_steps": 2, "schedule.sfr_steps": 2,
          "schedule.ckpt_every": 1, "schedule.val_every": 1, "schedule.val_images": 1, "schedule.log_every": 1,
          "data.limit": 8, "data.synthetic_train": 8, "data.synthetic_eval": 2, "schedule.sfr_lr_decay": (2, 0.1),
-         "schedule.sfr_lr": 3e-4}
+         "schedule.sfr_lr": 3e-4, "schedule.sfr_guess_dropout": 0.5}
 
 
 @pytest.fixture(scope="module")
@@ -49,6 +49,20 @@ def test_sfr_lr_and_its_decay_reach_the_sfr_loop_only(trained):
     assert list(sfr["lr_g"]) == pytest.approx([3e-4, 3e-5])
     assert list(sfr["lr_d"]) == pytest.approx([3e-4, 3e-5])
     assert (pd.read_csv(T.run_dir(P, "ifr") / "train_log.csv")["lr_g"] == P.schedule.lr).all()
+
+
+def test_sfr_guess_dropout_reaches_the_sfr_stage(trained, monkeypatch):
+    P = trained[0]
+    seen: dict = {}
+
+    def spy(*args, **kw):
+        seen.update(kw)
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(T, "SFRStage", spy)
+    with pytest.raises(RuntimeError, match="stop here"):
+        T.train_sfr(P, progress=False)
+    assert seen["guess_dropout"] == P.schedule.sfr_guess_dropout == 0.5
 
 
 def test_later_stages_leave_stage_one_frozen(trained):

@@ -389,7 +389,8 @@ def train_sfr(preset: Preset, variant: Variant | str = "full", data_root: str | 
         model.ifr.load_state_dict(ifr["modules"]["ifr"])
         config["trained_on"] = {"ifr_step": int(ifr["step"])}  # checked by trained_model
     s, steps = p.schedule, runs["sfr"][1]
-    stage = SFRStage(model, _disc(p), _vgg(p), p.loss, lr=s.sfr_lr or s.lr, betas=s.betas)
+    stage = SFRStage(model, _disc(p), _vgg(p), p.loss, lr=s.sfr_lr or s.lr, betas=s.betas,
+                     guess_dropout=s.sfr_guess_dropout)
     loop_kw = {"lr_decay": sfr_lr_decay(s, steps), **loop_kw}
     return fit(stage, build_from_config(data_config(p), "train"),
                loop_config(p, steps, s.batch_size, **loop_kw), run_dir(preset, runs["sfr"][0]),

@@ -100,13 +100,18 @@ def _small() -> Preset:
         stylegan=StyleGANConfig(size=r, style_dim=128, n_mlp=4, channel_multiplier=1, channel_max=64),
         psp=PSPConfig(input_nc=4, width=0.25, checkpoint=None),
         ifr=IFRConfig(ngf=32, img_size=r),
-        sfr=SFRConfig(ngf=32, img_size=r),
+        # the recipe the equal-compute ladder supports (figures/small/ladder.md; README, "The small recipe"):
+        # the ladder's two-encoder U-Net as SFR (rung 2enc), batch norm (rung batchnorm_ifr), eq. 1 read as
+        # w = 1 - N_M/N (rung w_valid_fraction), E_C reading I_I for half the training samples (rung guess_dropout),
+        # Adam 1e-3 (rung lr_1e-4), no random-VGG terms (rung +perceptual: they pay less than more steps)
+        sfr=SFRConfig(layout="unet", ngf=24, norm="batch", weighting="valid_fraction", img_size=r),
         unet=UNetConfig(ngf=24, img_size=r),
         disc=DiscriminatorConfig(ndf=32, img_size=r),
+        loss=LossConfig(lambda4_perceptual=0.0, lambda5_style=0.0),  # eqs. 7-8 need ImageNet VGG: not here
         schedule=ScheduleConfig(
-            batch_size=16, stylegan_steps=3_000, psp_steps=1_500, ifr_steps=3_000, sfr_steps=15_000,
-            sfr_lr_decay=(13_000, 0.1),
-            ablation_ifr_steps=1_500, ablation_sfr_steps=1_500,
+            batch_size=16, stylegan_steps=3_000, psp_steps=1_500, ifr_steps=3_000, sfr_steps=6_000,
+            sfr_lr=1e-3, sfr_lr_decay=(5_000, 0.1), sfr_guess_dropout=0.5,
+            ablation_ifr_steps=1_500, ablation_sfr_steps=1_000, unet_steps=27_000,
             amp="bf16", log_every=25, ckpt_every=250, val_every=500, val_images=40, test_images=None, num_workers=0,
         ),
         allow_random_vgg=True,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 import torch.nn as nn
@@ -334,3 +336,26 @@ def test_e_i_gradient_share_follows_eq1s_weight(layout):
             g = build_sfr(SFRConfig(layout=layout, weighting=w, img_size=64, **extra))
         shares[w] = input_gradient_share(g, x * (1 - m), x, m)
     assert shares["paper"] < 0.01 < shares["inverse_ratio"] < shares["valid_fraction"] < shares["none"] < 1, shares
+
+
+def test_e_i_gets_at_least_a_tenth_of_the_input_gradient_at_the_small_presets_config():
+    """The small preset's SFR, as configured (layout, norm, eq. 1 reading), at init on a 30 % hole: E_I, the
+    encoder that sees the known pixels, carries >= 10 % of the output's input-gradient norm (the literal
+    1/N_M of the paper preset leaves it ~0.1 %, which is why small reads eq. 1 otherwise: README)."""
+    from isfr.config import get_preset
+    from isfr.models.sfr import build_sfr, input_gradient_share
+    from isfr.utils import seeded
+
+    cfg = get_preset("small").sfr
+    torch.manual_seed(0)
+    x = torch.rand(4, 3, cfg.img_size, cfg.img_size) * 2 - 1
+    m = torch.zeros(4, 1, cfg.img_size, cfg.img_size)
+    m[..., 16:44, 12:48] = 1  # 31 % of 64 x 64
+    with seeded(0):
+        g = build_sfr(cfg)
+    share = input_gradient_share(g, x * (1 - m), x, m)
+    assert 0.10 <= share < 1, share
+    paper = get_preset("paper").sfr  # the paper's literal reading stays muted (a guard on the test itself)
+    with seeded(0):
+        lit = build_sfr(dataclasses.replace(cfg, weighting=paper.weighting))
+    assert input_gradient_share(lit, x * (1 - m), x, m) < 0.01

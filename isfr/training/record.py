@@ -26,11 +26,8 @@ def _json(path: Path) -> dict[str, Any]:
 def train_seconds(elapsed: pd.Series) -> float:
     """Wall time of a run from its log's ``elapsed_s`` column, which restarts at 0 on every resume:
     the sum of each segment's last value."""
-    e = pd.to_numeric(elapsed, errors="coerce").dropna().to_numpy()
-    if not len(e):
-        return float("nan")
-    ends = [a for a, b in zip(e[:-1], e[1:]) if b < a]  # a segment ended where elapsed drops
-    return float(sum(ends) + e[-1])
+    e = pd.to_numeric(elapsed, errors="coerce").dropna()
+    return float(cumulative_seconds(e).iloc[-1]) if len(e) else float("nan")
 
 
 def cumulative_seconds(elapsed: pd.Series) -> pd.Series:

@@ -381,12 +381,12 @@ def mini_training(ck: Check) -> list[dict]:
 
 def projection(ck: Check, P: Any, steps5: list[dict], inf4: list[dict]) -> list[dict]:
     """7. Hours of every run the preset trains (main + ablation budget, shared runs once), its validation, test."""
-    from isfr.training.pipeline import ABLATION_VARIANTS, VARIANTS, stage_runs
+    from isfr.training.pipeline import VARIANTS, ablation_variants, stage_runs
 
     s, amp = P.schedule, {"none": "fp32"}.get(P.schedule.amp, P.schedule.amp)
     per = {r["_kind"]: r["s/step (min)"] for r in steps5 if "_kind" in r and r["precision"] == amp and r["batch"] == 1}
     s_img = {(r["precision"], r["batch"]): 1 / r["img/s"] for r in inf4 if "img/s" in r}
-    jobs = [("full", "main")] + [(v, "ablation") for v in ABLATION_VARIANTS]
+    jobs = [("full", "main")] + [(v, "ablation") for v in ablation_variants(P)]
 
     def used(v: str, budget: str) -> tuple:
         return tuple((k, r) for k, r in stage_runs(P, v, budget).items() if getattr(VARIANTS[v], f"use_{k}"))

@@ -107,8 +107,8 @@ WEIGHTING_VARIANTS = ("weight_paper", "weight_inverse_ratio", "weight_valid_frac
 def ablation_variants(preset: Preset) -> list[str]:
     """Table 1's variants, then our extras: every reading of eq. 1 other than the preset's own (the full
     model already is that one), the leak-free mask protocol."""
-    own = [w for w in WEIGHTING_VARIANTS if VARIANTS[w].overrides["sfr.weighting"] == preset.sfr.weighting]
-    return TABLE1_VARIANTS + [w for w in WEIGHTING_VARIANTS if w not in own] + ["leak_free"]
+    readings = [w for w in WEIGHTING_VARIANTS if VARIANTS[w].overrides["sfr.weighting"] != preset.sfr.weighting]
+    return TABLE1_VARIANTS + readings + ["leak_free"]
 
 
 def variant_preset(preset: Preset, variant: Variant | str) -> Preset:

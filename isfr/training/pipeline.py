@@ -69,6 +69,9 @@ VARIANTS: dict[str, Variant] = {v.name: v for v in (
     Variant("ifr_hole", "eq. 2 normalised by the hole's element count (LossConfig.masked_l1_norm='hole'; ours): "
             "the IFR guess the ladder's rung ifr_hole reads", overrides={"loss.masked_l1_norm": "hole"},
             ifr_run="ifr_hole", sfr_run="sfr_ifrhole"),
+    Variant("ifr_lr", "the IFR and D1 at Adam 1e-3 instead of section 4.1's 1e-4 (given for batch 1; ours): the "
+            "guess the ladder's lr_1e-4 row says a batch-16 run needs", overrides={"schedule.lr": 1e-3},
+            ifr_run="ifr_lr", sfr_run="sfr_ifrlr"),
 )}
 
 

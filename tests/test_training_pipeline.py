@@ -447,5 +447,22 @@ def test_guess_dropout_feeds_i_i_to_e_c_for_that_share_of_samples():
     assert 4 < sum(seen[0]) < 28  # about half the samples read I_I
     assert seen[0] == seen[1]  # the same step draws the same samples (exact resume)
     assert not any(seen[2])  # no dropout: E_C reads the IFR output, which fills the hole
+    # the samples that read the guess get what stages 1-2 give the whole batch (they run on those samples only)
+    got: list[torch.Tensor] = []
+
+    class Keep(Spy):
+        def forward(self, masked, e_c, mask):
+            got.append(e_c)
+            return masked * 0 + self.w
+
+    gen = Keep()
+    stage = SFRStage(T.build_model(P), None, None, T.L1_ONLY, generator=gen, key="gen", guess_dropout=0.5)
+    ctx = StepContext({"gen": gen}, torch.device("cpu"))
+    ctx.step = 3
+    stage.train_step({"image": image, "mask": mask}, ctx)
+    whole = stage._inputs(image, mask)[1]  # stages 1-2 on the whole batch
+    keep = torch.tensor([not s for s in seen[0]])
+    assert torch.allclose(got[0][keep], whole[keep], atol=1e-5)
+    assert torch.equal(got[0][~keep], (image * (1 - mask))[~keep])
     with pytest.raises(ValueError, match="guess_dropout"):
         SFRStage(None, None, None, T.L1_ONLY, generator=Spy(), key="gen", guess="masked", guess_dropout=0.5)

@@ -329,11 +329,16 @@ class SFRStage(_GANStage):
     def train_step(self, batch: Mapping[str, Tensor], ctx: StepContext) -> dict[str, Tensor]:
         self.to_device(ctx.device)
         image, mask = batch["image"].to(ctx.device), batch["mask"].to(ctx.device)
-        inputs = self._inputs(image, mask)
         if self.guess_dropout:  # per sample, from a generator seeded by the step (resumes exactly)
             u = torch.rand(len(image), generator=torch.Generator().manual_seed(7_919 * ctx.step + 1))
-            drop = (u < self.guess_dropout).view(-1, 1, 1, 1).to(ctx.device)
-            inputs = (inputs[0], torch.where(drop, inputs[0], inputs[1]), inputs[2])
+            keep = (u >= self.guess_dropout).to(ctx.device)
+            masked = image * (1 - mask)
+            e_c = masked.clone()  # stages 1-2 run only on the samples that read the guess (eval mode: per sample)
+            if keep.any():
+                e_c[keep] = self._inputs(image[keep], mask[keep])[1]
+            inputs = (masked, e_c, mask)
+        else:
+            inputs = self._inputs(image, mask)
         with ctx.autocast():
             out = ctx.nets[self.gen_key](*inputs)
         d_loss = self.d_step(image, out, ctx) if self.disc is not None else None

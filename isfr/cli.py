@@ -14,7 +14,7 @@ def _reproduce(args: argparse.Namespace) -> int:
     from .config import parse_overrides
 
     reproduce(preset=args.preset, data_root=args.data_root, only=args.only, seed=args.seed,
-              overrides=parse_overrides(args.set))
+              overrides=parse_overrides(args.set), train_ladder=args.train_ladder or None)
     return 0
 
 
@@ -119,6 +119,8 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--only", nargs="*", default=None, help="notebook prefixes to run, e.g. 01 03")
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--set", action="append", metavar="FIELD=VALUE", help="override a preset field, e.g. data.preprocess=ffhq")
+    r.add_argument("--train-ladder", action="store_true",
+                   help="notebook 08 trains the ladder rungs not yet run (default: only at the smoke preset)")
     r.set_defaults(func=_reproduce)
     t = sub.add_parser("train", help="train every stage and Table 1 variant of a preset (resumable)")
     t.add_argument("--preset", default="smoke", choices=PRESETS)

@@ -29,9 +29,14 @@ def reproduce(
     kernel: str = "python3",
     extra_parameters: dict | None = None,
     overrides: dict | None = None,
+    train_ladder: bool | None = None,
 ) -> list[Path]:
     """Execute every numbered notebook (or those whose prefix is in ``only``) at ``preset``;
-    ``overrides`` (dotted preset fields) reach every notebook's ``overrides`` parameter."""
+    ``overrides`` (dotted preset fields) reach every notebook's ``overrides`` parameter.
+
+    ``train_ladder``: whether notebook 08 trains the ladder's rungs not yet run (its ``train`` parameter);
+    None = only at the smoke preset (4 steps a rung). At ``small`` the rungs cost about half a CPU-hour each,
+    so 08 then tabulates the finished rungs unless ``train_ladder=True`` (``isfr reproduce --train-ladder``)."""
     import papermill as pm
 
     if preset not in PRESETS:
@@ -41,6 +46,7 @@ def reproduce(
     params = {"preset": preset, "seed": seed, "data_root": data_root or os.environ.get("ISFR_DATA_ROOT", ""),
               "overrides": dict(overrides or {})}
     params.update(extra_parameters or {})
+    train_ladder = preset == "smoke" if train_ladder is None else train_ladder
     done = []
     for nb in numbered_notebooks():
         if only and nb.name[:2] not in only:
@@ -48,7 +54,9 @@ def reproduce(
         out = out_dir / nb.name
         t0 = time.time()
         print(f"[isfr reproduce] {nb.name} (preset={preset}) -> {out}", flush=True)
-        pm.execute_notebook(str(nb), str(out), parameters=params, kernel_name=kernel, cwd=str(nb.parent), progress_bar=False)
+        nb_params = {**params, "train": train_ladder} if nb.name.startswith("08_") else params
+        pm.execute_notebook(str(nb), str(out), parameters=nb_params, kernel_name=kernel, cwd=str(nb.parent),
+                            progress_bar=False)
         print(f"[isfr reproduce] {nb.name} done in {time.time() - t0:.0f} s", flush=True)
         done.append(out)
     if not only:

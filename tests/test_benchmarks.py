@@ -52,3 +52,14 @@ def test_bench_train_quick(tmp_path, stage):
     assert len(rows) == 2 and all(r[1] == "smoke" and r[5] == "1" and r[6] != "error" and float(r[7]) > 0
                                   for r in rows)
     assert out.read_text().startswith("table,stage,widths,px,batch,amp,threads")
+
+
+def test_bench_sfr_step_quick(tmp_path):
+    out = tmp_path / "sfr_step.md"
+    text = _run("bench_sfr_step.py", "--preset", "smoke", "--out", str(out))
+    rows = _final_table(text)
+    parts = [r[0] for r in rows]
+    assert parts[0].startswith("SFR train_step") and rows[0][3] == "100%" and "U-Net train_step (L1)" in parts
+    assert all(float(r[1]) > 0 for r in rows)
+    assert "1 intra-op threads" in out.read_text()
+

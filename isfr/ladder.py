@@ -451,13 +451,14 @@ SMOKE_RUNGS = ("unet", "unet_seed1", "+perceptual", "+adv", "2enc_ifr", "sfr_lay
 
 
 def run_ladder(P: Preset, names: list[str] | None = None, steps: int | None = None,
-               progress: bool = True) -> pd.DataFrame:
+               progress: bool = True, **loop_kw: Any) -> pd.DataFrame:
     """Train and score ``names`` (default: every rung, in :data:`RUNGS` order) on :func:`ladder_preset` ``P``,
-    then write the table; ``steps`` replaces every rung's step count (smoke only)."""
+    then write the table; ``steps`` replaces every rung's step count (smoke only); ``loop_kw`` reach every
+    rung's training loop (e.g. ``time_budget_s``: a rung stopped by it resumes on the next call)."""
     biharmonic_scores(P)
     for name in names or list(RUNGS):
         r = rung(name, steps)
-        res, gen, upstream = train_rung(P, r, progress=progress)
+        res, gen, upstream = train_rung(P, r, progress=progress, **loop_kw)
         if res.finished and gen is not None:
             score_rung(P, r, gen, upstream)
             print(f"{name}: {res.step} steps ({res.stop_reason}), scored", flush=True)

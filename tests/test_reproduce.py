@@ -1,4 +1,5 @@
-"""isfr.reproduce: which parameters each notebook gets (papermill itself is replaced by a recorder)."""
+"""isfr.reproduce and the ladder runner: which parameters each notebook and rung gets (papermill and training
+replaced by recorders)."""
 from __future__ import annotations
 
 import sys
@@ -39,3 +40,18 @@ def test_cli_flag_reaches_reproduce(monkeypatch):
     assert got["train_ladder"] is True
     cli.main(["reproduce", "--preset", "small", "--only", "08"])
     assert got["train_ladder"] is None
+
+
+def test_run_ladder_hands_the_loop_options_to_every_rung(monkeypatch):
+    """Notebook 08's ``time_budget_min`` reaches each rung's training loop (a stopped rung is not scored)."""
+    from isfr import ladder as LD
+
+    got, scored = [], []
+    monkeypatch.setattr(LD, "biharmonic_scores", lambda P: None)
+    monkeypatch.setattr(LD, "write_ladder", lambda P, steps=None: "table")
+    monkeypatch.setattr(LD, "score_rung", lambda P, r, gen, up: scored.append(r.name))
+    stopped = types.SimpleNamespace(finished=False, step=2, stop_reason="time_budget")
+    monkeypatch.setattr(LD, "train_rung", lambda P, r, **kw: got.append((r.name, kw)) or (stopped, object(), None))
+    assert LD.run_ladder(None, ["unet", "2enc"], 4, progress=False, time_budget_s=60) == "table"
+    assert got == [("unet", {"progress": False, "time_budget_s": 60}), ("2enc", {"progress": False, "time_budget_s": 60})]
+    assert scored == []

@@ -115,7 +115,7 @@ def _small() -> Preset:
             sfr_lr=1e-3, sfr_lr_decay=(7_500, 0.1), sfr_guess_dropout=0.5,
             ablation_ifr_steps=1_500, ablation_sfr_steps=1_000,
             # = the session-6 main model's stages 1-3 (4.08 CPU-h) at the U-Net's 0.494 s per step (session 7); the
-            # 9,000-step SFR gives the main model more CPU-hours than this (README, "Results")
+            # 9,000-step SFR gives the main model about 0.5 CPU-h more than this (README, "The small recipe")
             unet_steps=29_700,
             amp="bf16", log_every=25, ckpt_every=250, val_every=500, val_images=40, test_images=None, num_workers=0,
         ),

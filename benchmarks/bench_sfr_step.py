@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_train import make_batch  # noqa: E402  (the same fixed batch: seed 0, central 25 % hole)
 from common import env_header, loadavg, markdown_table, summarize, time_calls, write_out  # noqa: E402
 
 COLUMNS = ["part", "median s", "min s", "share of the step", "calls"]
@@ -52,11 +53,7 @@ def build(preset: str):
     stages = {g: SFRStage(model, d2, vgg, p.loss, lr=s.sfr_lr or s.lr, guess_dropout=g)
               for g in sorted({s.sfr_guess_dropout, 0.0})}
     unet = SFRStage(None, None, None, L1_ONLY, lr=s.unet_lr, generator=UNet(p.unet), key="unet", guess="none")
-    g = torch.Generator().manual_seed(0)
-    image = torch.rand(s.batch_size, 3, r, r, generator=g) * 2 - 1
-    mask = torch.zeros(s.batch_size, 1, r, r)
-    mask[..., r // 4: 3 * r // 4, r // 4: 3 * r // 4] = 1
-    return p, stages, unet, context, {"image": image, "mask": mask}
+    return p, stages, unet, context, make_batch(s.batch_size, r, cpu)
 
 
 def main(argv: list[str] | None = None) -> None:

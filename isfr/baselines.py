@@ -17,6 +17,8 @@ import torch
 from skimage.restoration import inpaint_biharmonic
 from torch import Tensor
 
+from isfr.utils import autocast
+
 
 class Method(Protocol):
     """``(image (B,3,H,W) in [-1,1], mask (B,1,H,W) 1=hole) -> (B,3,H,W) in [-1,1]``."""
@@ -95,14 +97,15 @@ def isfrnet_method(model: torch.nn.Module, key: str = "output") -> Callable[[Ten
 
 def unet_method(net: torch.nn.Module) -> Callable[[Tensor, Tensor], Tensor]:
     """Adapter for the learned baseline (ours): a one-encoder :class:`isfr.models.unet.UNet` reading the
-    masked image and the mask, run under bf16 autocast on the CPU as it was trained, clamped to [-1, 1]."""
+    masked image and the mask, run at the precision ``"auto"`` picks (bf16 autocast on a CPU that runs bf16 in
+    hardware, as it was trained; fp32 elsewhere: :func:`isfr.utils.resolve_amp`), clamped to [-1, 1]."""
     @torch.no_grad()
     def method(image: Tensor, mask: Tensor) -> Tensor:
         _check(image, mask)
         net.eval()
         dev = next(net.parameters()).device
         masked, m = _known_only(image.to(dev), mask.to(dev))
-        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cpu"):
+        with autocast(dev, "auto" if dev.type == "cpu" else "none"):
             out = net(masked, m)
         return out.float().clamp(-1, 1).cpu()
 

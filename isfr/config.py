@@ -7,7 +7,8 @@ their section or equation; everything else is marked "ours".
 
 - ``smoke``: minutes on a 2-core CPU (CI and a first run); synthetic faces unless a data root is set;
   tiny widths; numbers from it mean nothing.
-- ``small``: 64 px on real CelebA faces, bf16 autocast on the CPU, a few CPU-hours in all.
+- ``small``: 64 px on real CelebA faces, bf16 autocast on a CPU that runs bf16 in hardware (fp32 elsewhere), a few
+  CPU-hours in all on such a CPU.
 - ``paper``: 256 px, full CelebA, a GPU; pretrained pSp (``psp_ffhq_encode.pt``) frozen as in
   section 3.1; the paper gives no step count, so the schedule is ours.
 """
@@ -49,7 +50,8 @@ class ScheduleConfig:
     # (an ablation run of ablation_sfr_steps decays at the same fraction of its steps)
     ablation_ifr_steps: int | None = None  # ours: steps of every Table 1 row; None = the main schedule
     ablation_sfr_steps: int | None = None  # ours
-    amp: Literal["none", "bf16", "fp16"] = "fp16"  # ours: CUDA AMP on the GPU; bf16 autocast on the CPU
+    amp: Literal["auto", "none", "bf16", "fp16"] = "fp16"  # ours: CUDA AMP on the GPU; "auto" (isfr.utils.resolve_amp):
+    # fp16 on CUDA, bf16 autocast on a CPU that runs bf16 in hardware, else fp32 (bf16 emulated on AVX2 is ~25x slower)
     log_every: int = 100
     ckpt_every: int = 5_000
     val_every: int = 5_000
@@ -117,7 +119,7 @@ def _small() -> Preset:
             # = the session-6 main model's stages 1-3 (4.08 CPU-h) at the U-Net's 0.494 s per step (session 7); the
             # 9,000-step SFR gives the main model about 0.5 CPU-h more than this (README, "The small recipe")
             unet_steps=29_700,
-            amp="bf16", log_every=25, ckpt_every=250, val_every=500, val_images=40, test_images=None, num_workers=0,
+            amp="auto", log_every=25, ckpt_every=250, val_every=500, val_images=40, test_images=None, num_workers=0,
         ),
         allow_random_vgg=True,
     )

@@ -1,7 +1,8 @@
 """The equal-compute ladder (ours): from a plain U-Net to ISFRNet's SFR, one ingredient per rung.
 
 Every rung trains 3,000 steps at batch 16 from the same seed on the ``small`` preset's data, masks and
-precision (bf16 autocast), through the same loop as every stage (:func:`isfr.training.loop.fit`,
+precision (``schedule.amp="auto"``: bf16 autocast on a CPU that runs bf16 in hardware, as every committed rung
+did; fp32 elsewhere), through the same loop as every stage (:func:`isfr.training.loop.fit`,
 :class:`isfr.training.stages.SFRStage` with a generator of the rung's choosing), keeps its val-best
 checkpoint (the 240 checkpoint-selection pairs), and is scored once on the whole val split (780 images
 x 6 buckets, composited, uint8). A rung names its parent (the rung it changes one thing of); the table
@@ -33,7 +34,7 @@ from isfr.losses import LossConfig
 from isfr.models.sfr import SFRGenerator
 from isfr.models.unet import UNet
 from isfr.training.pipeline import L1_ONLY as _L1
-from isfr.utils import seeded
+from isfr.utils import autocast, seeded
 
 STEPS = 3_000
 LR_DECAY = (2_500, 0.1)  # every rung: lr x 0.1 for its last 500 steps
@@ -196,7 +197,7 @@ def rung_method(gen: torch.nn.Module, rung: Rung, upstream=None):
     @torch.no_grad()
     def method(image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         masked = image * (1 - mask)
-        with torch.autocast("cpu", dtype=torch.bfloat16):  # the precision it was trained at
+        with autocast("cpu", "auto"):  # bf16 where the CPU runs it in hardware (as the rungs trained), else fp32
             if rung.guess == "none":
                 out = gen(masked, mask)
             elif rung.guess == "masked":
@@ -240,7 +241,7 @@ def guess_reliance(P: Preset, rung: Rung, gen, upstream, images: int = 60) -> di
     batch = next(iter(torch.utils.data.DataLoader(T.val_dataset(P, images=images), batch_size=6 * images)))
     image, mask = batch["image"], batch["mask"]
     masked = image * (1 - mask)
-    with torch.autocast("cpu", dtype=torch.bfloat16):  # as rung_method computes it
+    with autocast("cpu", "auto"):  # as rung_method computes it
         guess = upstream.e_c_input(masked, mask, upstream.run_stage1(masked, mask).float())[0].float().clamp(-1, 1)
     out = rung_method(gen, rung, upstream)(image, mask)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import random
@@ -10,7 +11,7 @@ import subprocess
 import tempfile
 import warnings
 from pathlib import Path
-from typing import IO, Any, Iterator
+from typing import IO, Any, Iterator, Literal
 
 import numpy as np
 import torch
@@ -26,6 +27,10 @@ __all__ = [
     "atomic_torch_save",
     "one_line_warnings",
     "thread_policy",
+    "cpu_runs_bf16",
+    "resolve_amp",
+    "autocast",
+    "hardware",
     "TMP_SUFFIX",
 ]
 
@@ -229,8 +234,55 @@ def thread_policy(n: int | None = None) -> int:
     return torch.get_num_threads()
 
 
+AmpMode = Literal["none", "bf16", "fp16"]
+
+
+@functools.lru_cache(maxsize=None)
+def cpu_runs_bf16() -> bool:
+    """Whether this CPU runs bf16 convolutions in hardware (oneDNN's own test: AVX-512 BW/VL/DQ, or AMX / Arm
+    BF16). On an AVX2-only CPU oneDNN falls back to reference kernels: a `small` U-Net step under bf16 autocast
+    took 26 s against 1.1 s in fp32 (AMD EPYC family 25 model 1; ``benchmarks/results/train_cpu_avx2.md``)."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # a build without oneDNN: read the CPU flags
+        try:
+            flags = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return False
+        return any(f in flags for f in ("avx512_bf16", "amx_bf16"))
+
+
+def resolve_amp(amp: str, device: torch.device | str) -> AmpMode:
+    """The precision a run or a forward pass uses on ``device``. ``"auto"`` (ours): fp16 AMP on CUDA, bf16
+    autocast on a CPU that runs bf16 in hardware (:func:`cpu_runs_bf16`), else fp32 (``"none"``); any other
+    value is kept, with a warning when it is bf16 on a CPU that emulates it (tens of times slower)."""
+    device = torch.device(device)
+    if amp == "auto":
+        if device.type == "cuda":
+            return "fp16"
+        return "bf16" if device.type == "cpu" and cpu_runs_bf16() else "none"
+    if amp not in ("none", "bf16", "fp16"):
+        raise ValueError(f"amp must be 'auto', 'none', 'bf16' or 'fp16', got {amp!r}")
+    if amp == "bf16" and device.type == "cpu" and not cpu_runs_bf16():
+        warnings.warn("bf16 autocast on this CPU is emulated (no AVX-512/AMX bf16 support: "
+                      f"{torch.backends.cpu.get_cpu_capability()}): steps run tens of times slower than fp32 "
+                      "(benchmarks/results/train_cpu_avx2.md); set schedule.amp=auto (or none) to train in fp32 here",
+                      RuntimeWarning, stacklevel=2)
+    return amp  # type: ignore[return-value]
+
+
+def autocast(device: torch.device | str, amp: str) -> contextlib.AbstractContextManager:
+    """Autocast for forward passes at ``amp`` (``"auto"`` resolved by :func:`resolve_amp`; a no-op at fp32)."""
+    device = torch.device(device)
+    mode = resolve_amp(amp, device) if amp == "auto" else amp  # an explicit mode was checked where it was set
+    if mode == "none":
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=torch.bfloat16 if mode == "bf16" else torch.float16)
+
+
 def hardware() -> str:
-    """A short description of where this process runs: GPU name, or CPU model and thread count."""
+    """A short description of where this process runs: GPU name, or CPU model, its SIMD level and whether it
+    runs bf16 in hardware (two CPUs of one name can differ 2x per step), and the thread count."""
     import platform
 
     import torch
@@ -245,4 +297,5 @@ def hardware() -> str:
                 break
     except OSError:
         pass
-    return f"{model}, {torch.get_num_threads()} threads"
+    simd = f"{torch.backends.cpu.get_cpu_capability()}, {'' if cpu_runs_bf16() else 'no '}hardware bf16"
+    return f"{model} ({simd}), {torch.get_num_threads()} threads"

@@ -40,7 +40,7 @@ from isfr.training.checkpoint import (
     restore_rng_state,
     to_plain,
 )
-from isfr.utils import atomic_open, atomic_write_json, git_commit, hardware, seed_everything
+from isfr.utils import atomic_open, atomic_write_json, autocast, git_commit, hardware, resolve_amp, seed_everything
 
 __all__ = [
     "AmpMode",
@@ -54,7 +54,7 @@ __all__ = [
     "is_finished",
 ]
 
-AmpMode = Literal["none", "bf16", "fp16"]
+AmpMode = Literal["auto", "none", "bf16", "fp16"]  # "auto": isfr.utils.resolve_amp decides per device
 DataFactory = Callable[[int], Iterable[Any]]
 ValBatches = Iterable[Any] | Callable[[], Iterable[Any]]
 
@@ -74,7 +74,8 @@ class TrainLoopConfig:
     ckpt_every_min: float | None = None  # also checkpoint when this many minutes passed since the last save
     val_every: int | None = None  # validate every N steps and at the final step (needs val_batches)
     keep_last: int = 2  # step_*.pt files kept (last.pt / best.pt come on top)
-    amp: AmpMode = "none"  # bf16: autocast on CPU or CUDA; fp16: CUDA autocast + GradScaler
+    amp: AmpMode = "none"  # bf16: autocast on CPU or CUDA; fp16: CUDA autocast + GradScaler; auto: fp16 on CUDA,
+    # bf16 on a CPU that runs it in hardware, else fp32 (isfr.utils.resolve_amp; config.json records which)
     device: str = "auto"  # "auto" = cuda:<local_rank> if available, else cpu
     num_workers: int = 0
     sample_seeds: bool = False  # dataset receives (index, seed) keys instead of index (see StepBatchSampler)
@@ -93,8 +94,8 @@ class TrainLoopConfig:
                 raise ValueError(f"TrainLoopConfig.{name} must be >= 1, got {getattr(self, name)}")
         if self.seed < 0:
             raise ValueError(f"TrainLoopConfig.seed must be >= 0, got {self.seed}")
-        if self.amp not in ("none", "bf16", "fp16"):
-            raise ValueError(f"TrainLoopConfig.amp must be 'none', 'bf16' or 'fp16', got {self.amp!r}")
+        if self.amp not in ("auto", "none", "bf16", "fp16"):
+            raise ValueError(f"TrainLoopConfig.amp must be 'auto', 'none', 'bf16' or 'fp16', got {self.amp!r}")
         if self.max_steps_this_call is not None and self.max_steps_this_call < 1:
             raise ValueError("TrainLoopConfig.max_steps_this_call must be >= 1 or None")
         if self.lr_decay is not None:
@@ -140,17 +141,14 @@ class StepContext:
         self.step = 0  #: number of the step being run (1-based)
         self.nets = dict(nets)  #: call these (DDP-wrapped when trained under torchrun)
         self.device = device
-        self.amp = amp
+        self.amp = resolve_amp(amp, device)  # "auto" -> the precision this device runs fastest
         self.dist = dist or D.DistInfo()
         self._scalers = dict(scalers or {})
         self._opt_names = dict(optimizer_names or {})
 
     def autocast(self) -> AbstractContextManager:
         """Autocast context for forward passes (no-op when ``amp="none"``)."""
-        if self.amp == "none":
-            return nullcontext()
-        dtype = torch.bfloat16 if self.amp == "bf16" else torch.float16
-        return torch.autocast(self.device.type, dtype=dtype)
+        return autocast(self.device, self.amp)
 
     def backward(
         self, loss: torch.Tensor, optimizer: torch.optim.Optimizer, *, max_grad_norm: float | None = None
@@ -407,13 +405,14 @@ class _Run:
         self.config, self.preset = config, preset
         self.info = D.dist_info()
         self.device = _device(cfg, self.info)
+        self.amp = resolve_amp(cfg.amp, self.device)  # what the steps run at ("auto" resolved; config.json)
         self.modules = stage.modules()
         self.optimizers = stage.optimizers()
         self.base_lr = {k: [g["lr"] for g in o.param_groups] for k, o in self.optimizers.items()}  # before resume
         for m in self.modules.values():
             m.to(self.device)
         self.scalers = (
-            {k: torch.amp.GradScaler("cuda") for k in self.optimizers} if cfg.amp == "fp16" else {}
+            {k: torch.amp.GradScaler("cuda") for k in self.optimizers} if self.amp == "fp16" else {}
         )
         self.mgr = CheckpointManager(run_dir / "checkpoints", cfg.keep_last)
         self.val_mode = getattr(stage, "val_mode", "min")
@@ -536,7 +535,7 @@ class _Run:
             for mod in self.modules.values():
                 mod.eval()
             rng = capture_rng_state()
-            ctx = StepContext(self.modules, self.device, self.cfg.amp, dist=self.info)
+            ctx = StepContext(self.modules, self.device, self.amp, dist=self.info)
             ctx.step = self.step
             try:
                 with torch.no_grad():
@@ -649,7 +648,8 @@ def _fit(stage: Stage, data: Any, cfg: TrainLoopConfig, run_dir: Path, val_batch
     if info.is_main:
         _tidy_checkpoint_dir(run, ckpt)
         (run_dir / "done.json").unlink(missing_ok=True)
-        _write_config(run_dir, stage.name, preset, config, cfg, info.world_size, None if ckpt is None else int(ckpt["step"]))
+        _write_config(run_dir, stage.name, preset, config, cfg, info.world_size, None if ckpt is None else int(ckpt["step"]),
+                      run.amp)
     if val_batches is not None and not hasattr(stage, "validate"):
         raise TypeError(f"stage {stage.name!r} has no validate() but val_batches were given")
 
@@ -662,12 +662,14 @@ def _fit(stage: Stage, data: Any, cfg: TrainLoopConfig, run_dir: Path, val_batch
 
 
 def _write_config(run_dir: Path, stage: str, preset: str | None, config: Any, cfg: TrainLoopConfig,
-                  world_size: int, resumed_at: int | None) -> None:
+                  world_size: int, resumed_at: int | None, precision: str) -> None:
     """``config.json``: what the run trains with. A resumed run whose settings changed (an extended schedule,
-    say) gets the new ones, and ``history`` says from which step, at which commit, what changed."""
+    say, or the precision "auto" picks on another machine) gets the new ones, and ``history`` says from which
+    step, at which commit, what changed."""
     now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     new = {"stage": stage, "preset": preset, "config": to_plain(config), "loop_config": to_plain(asdict(cfg)),
-           "git_commit": git_commit(), "world_size": world_size, "hardware": hardware()}
+           "precision": {"none": "fp32"}.get(precision, precision), "git_commit": git_commit(),
+           "world_size": world_size, "hardware": hardware()}
     path = run_dir / "config.json"
     old = _json_or_none(path) if resumed_at is not None else None
     if old is None:
@@ -677,6 +679,7 @@ def _write_config(run_dir: Path, stage: str, preset: str | None, config: Any, cf
     changed += ["loop_config." + k.split(":")[0] for k in config_diff(
         {k: v for k, v in (old.get("loop_config") or {}).items() if k not in _PER_CALL},
         {k: v for k, v in new["loop_config"].items() if k not in _PER_CALL})]
+    changed += ["precision"] if old.get("precision", new["precision"]) != new["precision"] else []
     if changed:
         history = old.get("history", []) + [{"from_step": resumed_at, "git_commit": new["git_commit"],
                                              "time": now, "changed": changed}]
@@ -717,7 +720,7 @@ def _write_done(run: _Run, step: int, last: Path | None) -> None:
 def _train(run: _Run, batches: Iterator[Any], start: int, stop: int, val_batches: ValBatches | None) -> FitResult:
     cfg, info, stage = run.cfg, run.info, run.stage
     nets = D.wrap_ddp(run.modules, run.device, cfg.find_unused_parameters)
-    ctx = StepContext(nets, run.device, cfg.amp, run.scalers,
+    ctx = StepContext(nets, run.device, run.amp, run.scalers,
                       {id(o): k for k, o in run.optimizers.items()}, info)
     main = info.is_main
     train_log = _CsvLog(run.run_dir / "train_log.csv", start) if main else None

@@ -44,7 +44,7 @@ from common import (  # noqa: E402
 
 STAGES = ("ifr", "sfr", "psp", "stylegan")
 STAGE_NAMES = {"ifr": "IFR + D1", "sfr": "SFR + D2 + VGG", "psp": "pSp encoder", "stylegan": "StyleGAN2 G + D"}
-COLUMNS = ["stage", "widths", "px", "batch", "amp", "threads", "steps", "min s/step", "median s/step", "img/s",
+COLUMNS = ["stage", "widths", "px", "batch", "amp", "memory format", "threads", "steps", "min s/step", "median s/step", "img/s",
            "trained params (M)", "peak MiB", "step MiB"]
 R1_EVERY = 16  # StyleGANStage default
 
@@ -116,6 +116,10 @@ def measure(job: dict[str, Any]) -> dict[str, Any]:
     scalers = {k: torch.amp.GradScaler("cuda") for k in opts} if job["amp"] == "fp16" else None
     ctx = StepContext(mods, device, job["amp"], scalers, {id(o): k for k, o in opts.items()})
     batch = make_batch(job["batch"], job["size"], device)
+    if job.get("channels_last"):  # NHWC weights and inputs (oneDNN's preferred layout on the CPU)
+        for t in (t for m in mods.values() for t in [*m.parameters(), *m.buffers()] if t.dim() == 4):
+            t.data = t.data.contiguous(memory_format=torch.channels_last)  # 4-D only (StyleGAN2's weights are 5-D)
+        batch = {k: v.contiguous(memory_format=torch.channels_last) for k, v in batch.items()}
     trained = sum(p.numel() for o in opts.values() for g in o.param_groups for p in g["params"])
 
     step_no = 0
@@ -216,6 +220,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--batch", type=int, nargs="+", default=None, help="batch sizes (default: see the plan above)")
     ap.add_argument("--amp", nargs="+", choices=["none", "bf16", "fp16"], default=["none", "bf16"],
                     help="none = fp32; bf16 / fp16 autocast as the training loop does it (fp16: CUDA)")
+    ap.add_argument("--memory-format", nargs="+", choices=["contiguous", "channels_last"], default=["contiguous"],
+                    help="module weights and batch in NCHW (contiguous) and/or NHWC (channels_last)")
     ap.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads in each run")
     ap.add_argument("--warmup", type=int, default=1)
@@ -245,13 +251,13 @@ def main(argv: list[str] | None = None) -> None:
     t_start = time.monotonic()
     for widths, size, batch in plan(args):
         for stage in args.stages:
-            for amp in args.amp:
+            for amp, fmt in [(a, f) for a in args.amp for f in args.memory_format]:
                 job = {"stage": stage, "widths": widths, "size": size, "batch": batch, "amp": amp,
                        "device": str(device), "threads": args.threads, "warmup": args.warmup,
-                       "steps": args.steps, "budget": args.budget}
+                       "steps": args.steps, "budget": args.budget, "channels_last": fmt == "channels_last"}
                 status, res = run_isolated(job, mpctx, args.timeout)
                 row: dict[str, Any] = {"stage": STAGE_NAMES[stage], "widths": widths, "px": size, "batch": batch,
-                                       "amp": "fp32" if amp == "none" else amp}
+                                       "amp": "fp32" if amp == "none" else amp, "memory format": fmt}
                 if status == "ok":
                     row.update({"threads": res["threads"], "steps": res["steps"], "min s/step": res["min_s"], "median s/step": res["median_s"],
                                 "img/s": batch / res["min_s"], "trained params (M)": res["trained"] / 1e6,

@@ -7,7 +7,9 @@ temporary folder, points ``TORCH_HOME``, ``ISFR_RUNS_DIR`` and ``ISFR_FIGURES_DI
 exported model and ``isfr evaluate`` on the test pairs (LPIPS with the stand-in AlexNet, the dlib identity
 metric). Only the workload is shrunk (:data:`WORKLOAD`: 3 steps per stage, 1 val image, 2 test images, a
 2-image whole-val head-to-head); everything else is the paper preset (256 px, batch 1, real widths,
-frozen pSp, real-format VGG and AlexNet), except fp16 + GradScaler, which needs CUDA: bf16 autocast here.
+frozen pSp, real-format VGG and AlexNet), except fp16 + GradScaler, which needs CUDA: ``amp="auto"`` here, i.e.
+bf16 autocast on a CPU that runs bf16 in hardware and fp32 on one that would emulate it (tens of times slower;
+:func:`isfr.utils.resolve_amp`). The report names the precision that ran.
 
 It reports wall time, peak RSS and disk used per phase, seconds per training step of each stage at 256 px,
 checkpoint sizes, and the projected evaluation time of the paper protocol (seconds per scored pair x
@@ -30,11 +32,11 @@ from typing import Any
 
 from isfr.paths import REPO_ROOT
 
-#: the workload of the dry run; everything else is the preset as it is (fp16 -> bf16 on the CPU)
+#: the workload of the dry run; everything else is the preset as it is (fp16 -> bf16 or fp32 on the CPU: "auto")
 WORKLOAD: dict[str, Any] = {
     "schedule.ifr_steps": 3, "schedule.sfr_steps": 3, "schedule.unet_steps": 3, "schedule.val_images": 1,
     "schedule.test_images": 2, "schedule.h2h_val_images": 2, "schedule.log_every": 1, "schedule.ckpt_every": 3,
-    "schedule.val_every": 3, "schedule.amp": "bf16",
+    "schedule.val_every": 3, "schedule.amp": "auto",
 }
 #: ``cut_down`` (CI): every stage crossed once at 256 px, one image per split
 CUT_DOWN: dict[str, Any] = {**WORKLOAD, "schedule.ifr_steps": 1, "schedule.sfr_steps": 1, "schedule.unet_steps": 1,
@@ -171,7 +173,7 @@ def _report(preset: str, preprocess: str | None, cut_down: bool, data_root: str 
             disk_mib: float, note: str, written: list[str], missing: list[str]) -> str:
     import torch
 
-    from isfr.utils import git_commit, hardware
+    from isfr.utils import git_commit, hardware, resolve_amp
 
     total = sum(p["wall_s"] for k, p in phases.items() if not k.startswith("("))
     lines = [f"# Dry run of the `{preset}` preset on the CPU ({note})", "",
@@ -189,7 +191,8 @@ def _report(preset: str, preprocess: str | None, cut_down: bool, data_root: str 
                                      f"; **missing** from figures/README.md's index: {', '.join(missing)}")), "",
              "| phase | wall s | peak RSS MiB |", "|---|---|---|"]
     lines += [f"| {k} | {v['wall_s']:.0f} | {v['peak_rss_mib']:.0f} |" for k, v in phases.items()]
-    lines += ["", "Seconds per training step at 256 px, batch 1 (bf16 autocast on the CPU; the frozen stages' forward "
+    precision = {"bf16": "bf16 autocast", "none": "fp32"}[resolve_amp("auto", "cpu")]
+    lines += ["", f"Seconds per training step at 256 px, batch 1 ({precision} on the CPU; the frozen stages' forward "
               "passes included; smallest step-to-step time):", "",
               "| run | steps | s / step | checkpoint MiB |", "|---|---|---|---|"]
     lines += [f"| {r['run']} | {r['steps']} | {r['s_per_step']:.2f} | {r['checkpoint_mib']:.0f} |" for r in steps]

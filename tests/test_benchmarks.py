@@ -45,13 +45,15 @@ def test_bench_models_quick(tmp_path):
 @pytest.mark.parametrize("stage", ["ifr sfr", "psp stylegan"])
 def test_bench_train_quick(tmp_path, stage):
     out = tmp_path / "train.csv"
-    text = _run("bench_train.py", "--stages", *stage.split(), "--out", str(out))
-    assert "| stage | widths | px | batch | amp | threads |" in text
+    text = _run("bench_train.py", "--stages", *stage.split(), "--memory-format", "contiguous", "channels_last",
+                "--out", str(out))
+    assert "| stage | widths | px | batch | amp | memory format | threads |" in text
     rows = _final_table(text)
     # the thread count is read inside the isolated process that timed the steps, not in the parent
-    assert len(rows) == 2 and all(r[1] == "smoke" and r[5] == "1" and r[6] != "error" and float(r[7]) > 0
+    assert len(rows) == 4 and all(r[1] == "smoke" and r[6] == "1" and r[7] != "error" and float(r[8]) > 0
                                   for r in rows)
-    assert out.read_text().startswith("table,stage,widths,px,batch,amp,threads")
+    assert [r[5] for r in rows] == ["contiguous", "channels_last"] * 2
+    assert out.read_text().startswith("table,stage,widths,px,batch,amp,memory format,threads")
 
 
 def test_bench_sfr_step_quick(tmp_path):

@@ -211,8 +211,28 @@ def rung_method(gen: torch.nn.Module, rung: Rung, upstream=None):
     return method
 
 
+def rung_source(P: Preset, rung: Rung, best_step: int | str) -> str:
+    """The provenance line of a rung's per-image scores: preset, resolution, data tag, its steps and the val-best
+    checkpoint scored, hardware and commit (``isfr.training.pipeline.provenance``)."""
+    from isfr.data import resolve_data_root
+    from isfr.training import pipeline as T
+
+    vgg = LossConfig(**rung.loss).uses_vgg
+    return T.provenance(dataclasses.replace(P, allow_random_vgg=P.allow_random_vgg and vgg),
+                        resolve_data_root(P.data.root),
+                        f"rung {rung.name}, {rung.steps} steps (batch {P.schedule.batch_size}), val-best checkpoint "
+                        f"step {best_step}")
+
+
+def _best_step(P: Preset, rung: Rung) -> int | str:
+    """The val-best step of a finished rung (its ``done.json``), or ``"?"``."""
+    done = rung_dir(P, rung) / "done.json"
+    return ((json.loads(done.read_text()).get("best") or {}).get("step") or "?") if done.is_file() else "?"
+
+
 def score_rung(P: Preset, rung: Rung, gen, upstream) -> pd.DataFrame:
-    """Per-image scores on the whole val split (cached beside the run as ``val_scores.csv.gz``)."""
+    """Per-image scores on the whole val split (cached beside the run as ``val_scores.csv.gz``), whose
+    ``source`` names the preset, the data and the checkpoint scored (:func:`rung_source`)."""
     from isfr.evaluation import evaluate, read_csv, write_csv
     from isfr.training import pipeline as T
 
@@ -221,7 +241,7 @@ def score_rung(P: Preset, rung: Rung, gen, upstream) -> pd.DataFrame:
         df = read_csv(path)
     else:
         df = evaluate(rung_method(gen, rung, upstream), T.val_dataset(P, images="all"), name=rung.name,
-                      batch_size=64, progress=False)
+                      batch_size=64, progress=False, source=rung_source(P, rung, _best_step(P, rung)))
         write_csv(df, path)
     if rung.guess == "ifr":
         guess_reliance(P, rung, gen, upstream)

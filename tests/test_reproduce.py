@@ -55,3 +55,28 @@ def test_run_ladder_hands_the_loop_options_to_every_rung(monkeypatch):
     assert LD.run_ladder(None, ["unet", "2enc"], 4, progress=False, time_budget_s=60) == "table"
     assert got == [("unet", {"progress": False, "time_budget_s": 60}), ("2enc", {"progress": False, "time_budget_s": 60})]
     assert scored == []
+
+
+def test_a_rungs_scores_name_the_preset_data_and_the_checkpoint_scored(monkeypatch, tmp_path):
+    """``score_rung`` writes a provenance line with no "?" (the committed rungs once read "preset ?, steps ?")."""
+    import json
+
+    import torch
+
+    from isfr import ladder as LD
+    from isfr.config import get_preset
+    from isfr.evaluation import read_csv
+
+    P = get_preset("smoke")
+    r = LD.rung("unet", 4)
+    monkeypatch.setattr(LD, "rung_dir", lambda P_, r_: tmp_path)
+    (tmp_path / "done.json").write_text(json.dumps({"step": 4, "best": {"step": 2, "score": 1.0}}))
+    net = torch.nn.Conv2d(4, 3, 1)
+    gen = lambda masked, mask: net(torch.cat([masked, mask], 1))  # noqa: E731  (a generator of the rung's signature)
+    monkeypatch.setattr("isfr.training.pipeline.val_dataset", lambda P_, images=None: [
+        {"image": torch.zeros(3, 16, 16), "mask": torch.ones(1, 16, 16) * (torch.arange(16) < 6).float(),
+         "name": "a.jpg", "mask_name": "m.png", "ratio": 0.375, "bucket": "30-40", "paper_range": "20-40"}])
+    df = LD.score_rung(P, r, gen, None)
+    source = read_csv(tmp_path / "val_scores.csv.gz")["source"].iloc[0]
+    assert df["source"].iloc[0] == source and "?" not in source
+    assert source.startswith("measured here (smoke, 64 px, ") and "rung unet, 4 steps (batch 4), val-best checkpoint step 2" in source

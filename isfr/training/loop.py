@@ -141,7 +141,8 @@ class StepContext:
         self.step = 0  #: number of the step being run (1-based)
         self.nets = dict(nets)  #: call these (DDP-wrapped when trained under torchrun)
         self.device = device
-        self.amp = resolve_amp(amp, device)  # "auto" -> the precision this device runs fastest
+        self.amp = resolve_amp(amp, device) if amp == "auto" else amp  # "auto" -> what this device runs fastest
+        # (an explicit mode is checked, with its warning, once per run by fit)
         self.dist = dist or D.DistInfo()
         self._scalers = dict(scalers or {})
         self._opt_names = dict(optimizer_names or {})

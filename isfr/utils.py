@@ -234,14 +234,15 @@ def thread_policy(n: int | None = None) -> int:
     return torch.get_num_threads()
 
 
-AmpMode = Literal["none", "bf16", "fp16"]
+ResolvedAmp = Literal["none", "bf16", "fp16"]  # what runs; isfr.training.loop.AmpMode adds "auto"
 
 
 @functools.lru_cache(maxsize=None)
 def cpu_runs_bf16() -> bool:
-    """Whether this CPU runs bf16 convolutions in hardware (oneDNN's own test: AVX-512 BW/VL/DQ, or AMX / Arm
-    BF16). On an AVX2-only CPU oneDNN falls back to reference kernels: a `small` U-Net step under bf16 autocast
-    took 26 s against 1.1 s in fp32 (AMD EPYC family 25 model 1; ``benchmarks/results/train_cpu_avx2.md``)."""
+    """Whether oneDNN has bf16 kernels for this CPU (its own test: AVX-512 BW/VL/DQ, which AVX512_BF16 and AMX
+    build on, or Arm BF16); "runs bf16 in hardware" in the docs. On an AVX2-only CPU it falls back to reference
+    kernels: a `small` U-Net step under bf16 autocast took 26 s against 1.1 s in fp32 (AMD EPYC family 25
+    model 1; ``benchmarks/results/train_cpu_avx2.md``)."""
     try:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):  # a build without oneDNN: read the CPU flags
@@ -252,7 +253,7 @@ def cpu_runs_bf16() -> bool:
         return any(f in flags for f in ("avx512_bf16", "amx_bf16"))
 
 
-def resolve_amp(amp: str, device: torch.device | str) -> AmpMode:
+def resolve_amp(amp: str, device: torch.device | str) -> ResolvedAmp:
     """The precision a run or a forward pass uses on ``device``. ``"auto"`` (ours): fp16 AMP on CUDA, bf16
     autocast on a CPU that runs bf16 in hardware (:func:`cpu_runs_bf16`), else fp32 (``"none"``); any other
     value is kept, with a warning when it is bf16 on a CPU that emulates it (tens of times slower)."""

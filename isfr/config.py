@@ -51,7 +51,7 @@ class ScheduleConfig:
     ablation_ifr_steps: int | None = None  # ours: steps of every Table 1 row; None = the main schedule
     ablation_sfr_steps: int | None = None  # ours
     amp: Literal["auto", "none", "bf16", "fp16"] = "fp16"  # ours: CUDA AMP on the GPU; "auto" (isfr.utils.resolve_amp):
-    # fp16 on CUDA, bf16 autocast on a CPU that runs bf16 in hardware, else fp32 (bf16 emulated on AVX2 is ~25x slower)
+    # fp16 on CUDA, bf16 autocast on a CPU that runs bf16 in hardware, else fp32 (bf16 emulated on AVX2 is 12-45x slower)
     log_every: int = 100
     ckpt_every: int = 5_000
     val_every: int = 5_000

@@ -241,7 +241,7 @@ ResolvedAmp = Literal["none", "bf16", "fp16"]  # what runs; isfr.training.loop.A
 def cpu_runs_bf16() -> bool:
     """Whether oneDNN has bf16 kernels for this CPU (its own test: AVX-512 BW/VL/DQ, which AVX512_BF16 and AMX
     build on, or Arm BF16); "runs bf16 in hardware" in the docs. On an AVX2-only CPU it falls back to reference
-    kernels: a `small` U-Net step under bf16 autocast took 26 s against 1.1 s in fp32 (AMD EPYC family 25
+    kernels: a `small` IFR + D1 step under bf16 autocast took 33.8 s against 2.2 s in fp32 (AMD EPYC family 25
     model 1; ``benchmarks/results/train_cpu_avx2.md``)."""
     try:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())

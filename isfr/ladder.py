@@ -211,17 +211,20 @@ def rung_method(gen: torch.nn.Module, rung: Rung, upstream=None):
     return method
 
 
-def rung_source(P: Preset, rung: Rung, best_step: int | str) -> str:
-    """The provenance line of a rung's per-image scores: preset, resolution, data tag, its steps and the val-best
-    checkpoint scored, hardware and commit (``isfr.training.pipeline.provenance``)."""
+def _provenance(P: Preset, vgg: bool, steps: str) -> str:
+    """``isfr.training.pipeline.provenance`` of ``P``'s data, flagging random VGG features only where ``vgg``."""
     from isfr.data import resolve_data_root
     from isfr.training import pipeline as T
 
-    vgg = LossConfig(**rung.loss).uses_vgg
     return T.provenance(dataclasses.replace(P, allow_random_vgg=P.allow_random_vgg and vgg),
-                        resolve_data_root(P.data.root),
-                        f"rung {rung.name}, {rung.steps} steps (batch {P.schedule.batch_size}), val-best checkpoint "
-                        f"step {best_step}")
+                        resolve_data_root(P.data.root), steps)
+
+
+def rung_source(P: Preset, rung: Rung, best_step: int | str) -> str:
+    """The provenance line of a rung's per-image scores: preset, resolution, data tag, its steps and the val-best
+    checkpoint scored, hardware and commit."""
+    return _provenance(P, LossConfig(**rung.loss).uses_vgg, f"rung {rung.name}, {rung.steps} steps (batch "
+                       f"{P.schedule.batch_size}), val-best checkpoint step {best_step}")
 
 
 def _best_step(P: Preset, rung: Rung) -> int | str:
@@ -441,7 +444,6 @@ def write_ladder(P: Preset, out: Path | None = None, steps: int | None = None) -
     """``figures/<preset>/ladder.{csv,md,png}`` and each finished rung's logs and per-image scores."""
     from isfr.figures import save_figure
     from isfr.paths import figures_dir
-    from isfr.training import pipeline as T
     from isfr.utils import atomic_write_text
 
     out = out or figures_dir(P.name)
@@ -454,12 +456,9 @@ def write_ladder(P: Preset, out: Path | None = None, steps: int | None = None) -
         for f in ("config.json", "done.json", "train_log.csv", "val_log.csv", "val_scores.csv.gz", "guess_reliance.json"):
             if (src / f).is_file():
                 shutil.copyfile(src / f, dst / f)
-    from isfr.data import resolve_data_root
-
     n, batch = steps or STEPS, P.schedule.batch_size
     vgg = any(LossConfig(**RUNGS[name].loss).uses_vgg for name in table["rung"])  # "random VGG" only where used
-    note = T.provenance(dataclasses.replace(P, allow_random_vgg=P.allow_random_vgg and vgg),
-                        resolve_data_root(P.data.root), f"{n} steps per rung (batch {batch})")
+    note = _provenance(P, vgg, f"{n} steps per rung (batch {batch})")
     table.to_csv(out / "ladder.csv", index=False, float_format="%.4f")
     atomic_write_text(ladder_markdown(table, note, n, batch, len(biharmonic_scores(P))), out / "ladder.md")
     save_figure(ladder_figure(table, note, f"Equal-compute ladder, {P.name} preset ({P.data.resolution} px)"),

@@ -3,7 +3,7 @@ estimate from committed per-image val scores; session 10).
 
 For every scored model (the session-6 ISFRNet in ``val_per_image.csv.gz`` and every ladder rung in
 ``ladder_runs/*/val_scores.csv.gz``) and paper range: the mean paired PSNR and SSIM difference against biharmonic
-and the lower end of the SSIM difference's 95 % bootstrap CI (1,000 resamples, seed 0). A straight line through
+and the lower end of the SSIM difference's 95 % bootstrap CI (``isfr.evaluation.head_to_head``). A straight line through
 the rungs' (PSNR, SSIM) pairs gives the SSIM a PSNR lead buys; the ISFRNet's offset from that line says how much
 less SSIM its recipe gets per dB than the L1-trained rungs.
 
@@ -17,27 +17,22 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from isfr.evaluation import read_csv
+from isfr.evaluation import head_to_head, read_csv
 
 RANGES = ("20-40", "40-60")
 
 
 def differences(folder: Path) -> pd.DataFrame:
     val = read_csv(folder / "val_per_image.csv.gz")
-    key = ["name", "mask_name"]
-    bih = val[val.method == "biharmonic"].set_index(key)
+    bih = val[val.method == "biharmonic"]
     models = {"ISFRNet (session 6)": val[val.method == "ISFRNet"]}
     models |= {p.parent.name: read_csv(p) for p in sorted(folder.glob("ladder_runs/*/val_scores.csv.gz"))}
     rows = []
     for name, df in models.items():
-        df = df.set_index(key)
-        for rng in RANGES:
-            m = df[df.paper_range == rng]
-            b = bih.loc[m.index]
-            dp, ds = (m.psnr - b.psnr).to_numpy(), (m.ssim - b.ssim).to_numpy()
-            idx = np.random.default_rng(0).integers(0, len(ds), (1000, len(ds)))
-            rows.append({"model": name, "range": rng, "n": len(ds), "dPSNR": dp.mean(), "dSSIM": ds.mean(),
-                         "dSSIM CI lo": np.percentile(ds[idx].mean(1), 2.5)})
+        # every model was scored on the same (image, mask) pairs as biharmonic: head_to_head pairs and bootstraps them
+        h2h = head_to_head(pd.concat([df.assign(method=name), bih]), name, "biharmonic", groups=RANGES)
+        rows += [{"model": name, "range": r.group, "n": r.n, "dPSNR": r["psnr diff"], "dSSIM": r["ssim diff"],
+                  "dSSIM CI lo": r["ssim diff_lo"]} for _, r in h2h.iterrows()]
     return pd.DataFrame(rows)
 
 

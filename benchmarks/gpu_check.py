@@ -90,10 +90,10 @@ class Parts:
 
     def __init__(self, P: Any, dev: torch.device):
         from isfr.backbones import load_vgg16_features
-        from isfr.training.pipeline import _disc, build_model
+        from isfr.trained import build_disc, build_model
 
         self.P, self.model = P, build_model(P).to(dev)
-        self.d1, self.d2 = _disc(P).to(dev), _disc(P).to(dev)
+        self.d1, self.d2 = build_disc(P).to(dev), build_disc(P).to(dev)
         self.vgg = load_vgg16_features("random", allow_random=True, seed=P.seed, device=dev)
 
     def stage(self, kind: str) -> Any:
@@ -381,7 +381,7 @@ def mini_training(ck: Check) -> list[dict]:
 
 def projection(ck: Check, P: Any, steps5: list[dict], inf4: list[dict]) -> list[dict]:
     """7. Hours of every run the preset trains (main + ablation budget, shared runs once), its validation, test."""
-    from isfr.training.pipeline import VARIANTS, ablation_variants, stage_runs
+    from isfr.runs import VARIANTS, ablation_variants, stage_runs
 
     s, amp = P.schedule, {"none": "fp32"}.get(P.schedule.amp, P.schedule.amp)
     per = {r["_kind"]: r["s/step (min)"] for r in steps5 if "_kind" in r and r["precision"] == amp and r["batch"] == 1}

@@ -36,7 +36,7 @@ def _train(args: argparse.Namespace) -> int:
 
 def _export(args: argparse.Namespace) -> int:
     from .config import get_preset, parse_overrides
-    from .training.pipeline import export_pipeline
+    from .trained import export_pipeline
 
     preset = get_preset(args.preset, seed=args.seed, **parse_overrides(args.set))
     try:
@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     t = sub.add_parser("train", help="train every stage and Table 1 variant of a preset (resumable)")
     t.add_argument("--preset", default="smoke", choices=PRESETS)
     t.add_argument("--data-root", default=None, help="dataset folder (default: $ISFR_DATA_ROOT, else synthetic faces)")
-    t.add_argument("--variants", nargs="*", default=None, help="Table 1 variants (default: all, see isfr.training.pipeline)")
+    t.add_argument("--variants", nargs="*", default=None, help="Table 1 variants (default: all, see isfr.runs.VARIANTS)")
     t.add_argument("--time-budget-min", type=float, default=0, help="stop each run after this long (resume later)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--set", action="append", metavar="FIELD=VALUE", help="override a preset field, e.g. sfr.weighting=none")

@@ -28,7 +28,7 @@ import torch
 from torch import Tensor
 
 from isfr import paper_numbers as P
-from isfr.utils import atomic_path, atomic_write_bytes
+from isfr.utils import atomic_path, atomic_write_bytes, atomic_write_text
 from isfr.data.buckets import BUCKETS, PAPER_RANGES, bucket_of, paper_range_of
 from isfr.metrics import METRIC_COLUMNS, PROTOCOL, MetricModels, score_batch
 
@@ -357,6 +357,19 @@ def duels(df: pd.DataFrame, pairs: Sequence[tuple[str, str]], **kw: Any) -> pd.D
     out = out[["ours", "baseline"] + [c for c in out.columns if c not in ("ours", "baseline")]]
     out.attrs["ci"] = parts[0].attrs.get("ci", "") if parts else ""
     return out
+
+
+def write_duels(table: pd.DataFrame, stem: str | os.PathLike, heading: str, source: str,
+                diff: str = "ours - baseline", protocol: str = "") -> Path:
+    """Write a :func:`head_to_head` / :func:`duels` table as ``<stem>.csv`` and ``<stem>.md`` (``heading``, the
+    table, what ``diff`` means with its CI, ``Source: <source>.``, then ``protocol``), each atomically;
+    returns the ``.md`` path."""
+    stem = Path(stem)
+    write_csv(table, stem.with_suffix(".csv"))
+    md = (f"{heading}\n\n{to_markdown(table)}\n\nValues: means; diff = {diff} [{table.attrs.get('ci', '')}].\n"
+          f"Source: {source}.\n" + (f"{protocol}\n" if protocol else ""))
+    atomic_write_text(md, stem.with_suffix(".md"))
+    return stem.with_suffix(".md")
 
 
 # ---------------------------------------------------------------- paper vs ours

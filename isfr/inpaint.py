@@ -118,7 +118,7 @@ def load_model(checkpoint: str | os.PathLike, device: str | torch.device | None 
 
 def training_warning(info: dict[str, Any]) -> str | None:
     """One line when :func:`checkpoint_info`'s ``info`` is of a smoke-preset model or of runs that stopped
-    before their schedule finished (``schedule`` of :func:`isfr.training.pipeline.export_pipeline`); else None."""
+    before their schedule finished (``schedule`` of :func:`isfr.trained.export_pipeline`); else None."""
     preset, parts = info.get("preset"), []
     if preset == "smoke":
         parts.append(f"near-untrained: smoke preset, {info.get('steps') or 'a few steps'}; its results only show "

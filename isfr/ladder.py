@@ -33,7 +33,10 @@ from isfr.config import Preset, get_preset
 from isfr.losses import LossConfig
 from isfr.models.sfr import SFRGenerator
 from isfr.models.unet import UNet
+from isfr.experiment import upstream_hours
+from isfr.runs import data_tag, provenance, val_dataset, with_data_root
 from isfr.training.pipeline import L1_ONLY as _L1
+from isfr.training.pipeline import train_ifr, train_refiner
 from isfr.utils import autocast, seeded
 
 STEPS = 3_000
@@ -54,7 +57,7 @@ class Rung:
     sfr: dict = field(default_factory=dict)  # SFRConfig overrides of the preset's SFR (generator="sfr")
     loss: dict = field(default_factory=lambda: dict(L1_ONLY))  # LossConfig fields
     guess: Literal["none", "masked", "ifr"] = "none"  # E_C's input: none (one encoder), I_I again, IFR output
-    upstream: str = "full"  # guess="ifr": the pipeline variant whose stages 1-2 make the guess (isfr.training.pipeline.VARIANTS)
+    upstream: str = "full"  # guess="ifr": the pipeline variant whose stages 1-2 make the guess (isfr.runs.VARIANTS)
     guess_dropout: float = 0.0  # guess="ifr": share of training samples whose E_C reads I_I instead (SFRStage)
     lr: float = 1e-3
     seed: int = 0
@@ -145,9 +148,7 @@ RUNGS: dict[str, Rung] = {r.name: r for r in (
 def ladder_preset(data_root: str | None = None, preset: str = "small") -> Preset:
     """The preset the ladder reads (its data, masks, precision, widths and upstream stages): ``small``;
     ``smoke`` only checks that the code runs (notebook 08 under nbval, a few steps per rung)."""
-    from isfr.training import pipeline as T
-
-    return T.with_data_root(get_preset(preset), data_root)
+    return with_data_root(get_preset(preset), data_root)
 
 
 def rung(name: str, steps: int | None = None) -> Rung:
@@ -158,7 +159,6 @@ def rung(name: str, steps: int | None = None) -> Rung:
 def ladder_dir(P: Preset) -> Path:
     """``runs/<preset>/<data tag>/ladder``: every rung's run folder and the cached biharmonic scores."""
     from isfr.paths import runs_dir
-    from isfr.training.pipeline import data_tag
 
     return runs_dir(P.name) / data_tag(P) / "ladder"
 
@@ -177,17 +177,15 @@ def build_generator(P: Preset, rung: Rung) -> torch.nn.Module:
 def train_rung(P: Preset, rung: Rung, **loop_kw: Any):
     """Train (or load, when finished) one rung: ``(FitResult, generator with its val-best weights, upstream
     stages 1-2 or None)``."""
-    from isfr.training import pipeline as T
-
     if rung.guess == "ifr" and rung.upstream != "full":  # its own IFR (resumable; loaded when finished)
-        ifr = T.train_ifr(P, rung.upstream, **loop_kw)
+        ifr = train_ifr(P, rung.upstream, **loop_kw)
         if not ifr.finished:
             return ifr, None, None
     gen = build_generator(P, rung)
-    res, upstream = T.train_refiner(P, rung_dir(P, rung), gen, LossConfig(**rung.loss), lr=rung.lr, steps=rung.steps,
-                                    guess=rung.guess, upstream=rung.upstream,
-                                    guess_dropout=rung.guess_dropout, key="gen", seed=rung.seed, lr_decay=rung.lr_decay,
-                                    config={"rung": dataclasses.asdict(rung), "rung_key": rung.key()}, **loop_kw)
+    res, upstream = train_refiner(P, rung_dir(P, rung), gen, LossConfig(**rung.loss), lr=rung.lr, steps=rung.steps,
+                                  guess=rung.guess, upstream=rung.upstream,
+                                  guess_dropout=rung.guess_dropout, key="gen", seed=rung.seed, lr_decay=rung.lr_decay,
+                                  config={"rung": dataclasses.asdict(rung), "rung_key": rung.key()}, **loop_kw)
     return res, gen.eval(), upstream
 
 
@@ -212,12 +210,11 @@ def rung_method(gen: torch.nn.Module, rung: Rung, upstream=None):
 
 
 def _provenance(P: Preset, vgg: bool, steps: str) -> str:
-    """``isfr.training.pipeline.provenance`` of ``P``'s data, flagging random VGG features only where ``vgg``."""
+    """``isfr.runs.provenance`` of ``P``'s data, flagging random VGG features only where ``vgg``."""
     from isfr.data import resolve_data_root
-    from isfr.training import pipeline as T
 
-    return T.provenance(dataclasses.replace(P, allow_random_vgg=P.allow_random_vgg and vgg),
-                        resolve_data_root(P.data.root), steps)
+    return provenance(dataclasses.replace(P, allow_random_vgg=P.allow_random_vgg and vgg),
+                      resolve_data_root(P.data.root), steps)
 
 
 def rung_source(P: Preset, rung: Rung, best_step: int | str) -> str:
@@ -237,13 +234,11 @@ def score_rung(P: Preset, rung: Rung, gen, upstream) -> pd.DataFrame:
     """Per-image scores on the whole val split (cached beside the run as ``val_scores.csv.gz``), whose
     ``source`` names the preset, the data and the checkpoint scored (:func:`rung_source`)."""
     from isfr.evaluation import evaluate, read_csv, write_csv
-    from isfr.training import pipeline as T
-
     path = rung_dir(P, rung) / "val_scores.csv.gz"
     if path.is_file():
         df = read_csv(path)
     else:
-        df = evaluate(rung_method(gen, rung, upstream), T.val_dataset(P, images="all"), name=rung.name,
+        df = evaluate(rung_method(gen, rung, upstream), val_dataset(P, images="all"), name=rung.name,
                       batch_size=64, progress=False, source=rung_source(P, rung, _best_step(P, rung)))
         write_csv(df, path)
     if rung.guess == "ifr":
@@ -256,12 +251,10 @@ def guess_reliance(P: Preset, rung: Rung, gen, upstream, images: int = 60) -> di
     """For a rung reading the IFR output: PSNR over hole pixels of its output and of its guess against the
     truth, and of its output against its guess, on the first ``images`` val images x 6 buckets (cached as
     ``guess_reliance.json``). Output-vs-guess far above output-vs-truth means the SFR copies its guess."""
-    from isfr.training import pipeline as T
-
     path = rung_dir(P, rung) / "guess_reliance.json"
     if path.is_file():
         return json.loads(path.read_text())
-    batch = next(iter(torch.utils.data.DataLoader(T.val_dataset(P, images=images), batch_size=6 * images)))
+    batch = next(iter(torch.utils.data.DataLoader(val_dataset(P, images=images), batch_size=6 * images)))
     image, mask = batch["image"], batch["mask"]
     masked = image * (1 - mask)
     with autocast("cpu", "auto"):  # as rung_method computes it
@@ -282,25 +275,13 @@ def biharmonic_scores(P: Preset) -> pd.DataFrame:
     """``inpaint_biharmonic`` on the whole val split (cached in the ladder folder)."""
     from isfr.baselines import biharmonic
     from isfr.evaluation import evaluate, read_csv, write_csv
-    from isfr.training import pipeline as T
-
     path = ladder_dir(P) / "biharmonic_val_scores.csv.gz"
     if path.is_file():
         return read_csv(path)
-    df = evaluate(biharmonic, T.val_dataset(P, images="all"), name="biharmonic", batch_size=64, progress=False)
+    df = evaluate(biharmonic, val_dataset(P, images="all"), name="biharmonic", batch_size=64, progress=False)
     path.parent.mkdir(parents=True, exist_ok=True)
     write_csv(df, path)
     return df
-
-
-def upstream_hours(P: Preset, variant: str = "full") -> float:
-    """CPU-hours of stages 1-2 (StyleGAN2, pSp, the IFR of ``variant``) that a rung reading the IFR output
-    builds on."""
-    from isfr.training import pipeline as T
-    from isfr.training.record import run_summary
-
-    runs = ("stylegan", "psp", T.stage_runs(P, variant)["ifr"][0])
-    return sum(float(run_summary(T.run_dir(P, r))["train_hours"]) for r in runs)
 
 
 # ------------------------------------------------------------------------------ the table

@@ -23,13 +23,13 @@ class Setup:
 
 
 def _steps(P: Preset, steps: str) -> str:
-    """What the notebook's outputs were trained with (:func:`isfr.training.pipeline.steps_text`)."""
-    from isfr.training import pipeline as T
+    """What the notebook's outputs were trained with (:func:`isfr.runs.steps_text`)."""
+    from isfr.runs import steps_text
 
     if steps == "ablation":
-        return T.steps_text(P, budget="ablation") + " (every Table 1 row)"
+        return steps_text(P, budget="ablation") + " (every Table 1 row)"
     if steps in ("stage1", "ifr", "main"):
-        return T.steps_text(P, upto="sfr" if steps == "main" else steps)
+        return steps_text(P, upto="sfr" if steps == "main" else steps)
     return steps
 
 
@@ -40,7 +40,7 @@ def setup(preset: str, data_root: str | None = "", seed: int = 0, overrides: dic
     "ifr", "main" (the main model's), "ablation" (the Table 1 rows'), or any text."""
     import torch
 
-    from isfr.training import pipeline as T
+    from isfr.runs import provenance, with_data_root
 
     from isfr.utils import one_line_warnings, thread_policy
 
@@ -48,8 +48,8 @@ def setup(preset: str, data_root: str | None = "", seed: int = 0, overrides: dic
     thread_policy()
     warnings.filterwarnings("ignore", message=".*synthetic.*")  # every output made from them says so
     torch.manual_seed(seed)
-    P = T.with_data_root(get_preset(preset, seed=seed, **(overrides or {})), data_root or None)
+    P = with_data_root(get_preset(preset, seed=seed, **(overrides or {})), data_root or None)
     root = resolve_data_root(P.data.root)
     loop_kw = {"time_budget_s": time_budget_min * 60} if time_budget_min else {}
-    note = T.provenance(P, root, _steps(P, steps))
+    note = provenance(P, root, _steps(P, steps))
     return Setup(P, root, figures_dir(preset), note, loop_kw)

@@ -190,7 +190,7 @@ INCONSISTENCIES: tuple[Inconsistency, ...] = (
         "The row leaves the Weighting box empty, while section 4.2.2 says the data, losses and training "
         "settings are 'the same as for the ISFRNet'; whether its SFR weights eq. 1 is not stated.",
         "kept (the variant differs from the full model only in E_C reading I_c); "
-        "isfr.training.pipeline.VARIANTS['psp_sfr'] says so."),
+        "isfr.runs.VARIANTS['psp_sfr'] says so."),
     Inconsistency(
         "Section 4.2.2", "text",
         "'These results are shown in the fourth column of Table 1': Table 1's fourth column is the SFR "

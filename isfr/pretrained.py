@@ -16,7 +16,7 @@ their names, the pSp and ArcFace stand-ins carry the top-level key :data:`STANDI
 :data:`STANDIN_NOTE`.
 
 **Identity**: :func:`weights_identity` (sha256 prefixes of every pretrained file a training run reads)
-enters the run key (:func:`isfr.training.pipeline.run_key`), so a run trained on stand-ins is never
+enters the run key (:func:`isfr.runs.run_key`), so a run trained on stand-ins is never
 resumed or loaded by a run with the real files, nor the reverse.
 """
 from __future__ import annotations

@@ -135,22 +135,22 @@ class PickedMask:
 class Examples:
     """The faces and manifest masks of a preset's ``split`` at ``resolution`` (default: the preset's).
 
-    The pairs are those of :func:`isfr.training.pipeline.val_dataset` (the fixed manifest the
+    The pairs are those of :func:`isfr.runs.val_dataset` (the fixed manifest the
     notebooks validate on: NVIDIA masks for real data, procedural ones for synthetic faces).
     """
 
     def __init__(self, preset: Any, data_root: str | os.PathLike | None = None, resolution: int | None = None,
                  split: str = "val"):
-        from isfr.training import pipeline as T
+        from isfr.runs import data_config, val_dataset
 
         root = os.fspath(data_root) if data_root else None
         if resolution is None or resolution == preset.data.resolution:
-            ds = T.val_dataset(preset, root, split)
+            ds = val_dataset(preset, root, split)
         else:  # a checkpoint of another resolution: the same data, a manifest at its resolution
             from isfr.data import build_from_config
 
             n = preset.schedule.val_images if split == "val" else preset.schedule.test_images
-            cfg = dataclasses.replace(T.data_config(preset, root), resolution=resolution, limit=n, manifest=None)
+            cfg = dataclasses.replace(data_config(preset, root), resolution=resolution, limit=n, manifest=None)
             ds = build_from_config(cfg, split)
         self.dataset, self.split = ds, split
         self.resolution = ds.resolution

@@ -323,3 +323,18 @@ def test_duels_put_each_pair_in_one_table(eval_ds):
     assert d.loc[1, "psnr baseline"] == pytest.approx(a["psnr"].mean())
     assert d.loc[0, "psnr diff"] == pytest.approx(-d.loc[1, "psnr diff"])
     assert d.loc[0, "psnr better"] and not d.loc[1, "psnr better"]
+
+
+def test_write_duels_writes_the_table_its_ci_and_source(eval_ds, tmp_path):
+    a = E.evaluate(biharmonic, eval_ds, name="biharmonic", progress=False)
+    b = E.evaluate(mean_fill, eval_ds, name="mean_fill", progress=False)
+    d = E.duels(pd.concat([a, b]), [("biharmonic", "mean_fill")], groups=("all",))
+    md = E.write_duels(d, tmp_path / "h2h", "Heading line", "measured here (x)", diff="a - b", protocol="Protocol: p")
+    assert md == tmp_path / "h2h.md"
+    text = md.read_text().splitlines()
+    assert text[0] == "Heading line" and "| ours | baseline |" in text[2]
+    assert "Values: means; diff = a - b [95% percentile bootstrap CI" in md.read_text()
+    assert text[-2:] == ["Source: measured here (x).", "Protocol: p"]
+    back = pd.read_csv(tmp_path / "h2h.csv")
+    assert back.loc[0, "psnr diff"] == pytest.approx(a["psnr"].mean() - b["psnr"].mean())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["h2h.csv", "h2h.md"]  # no temporary file left

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from isfr.notebook import setup
-from isfr.training import pipeline as T
+from isfr.runs import data_tag
 
 
 @pytest.mark.parametrize("steps", ["stage1", "ifr", "main", "ablation"])
@@ -13,7 +13,7 @@ def test_setup_notes_name_everything(steps, monkeypatch):
     monkeypatch.delenv("ISFR_DATA_ROOT", raising=False)
     s = setup("smoke", "synthetic", 0, {}, 0, steps=steps)
     assert "?" not in s.note, s.note
-    assert "smoke" in s.note and "64 px" in s.note and T.data_tag(s.P) in s.note and "steps" in s.note
+    assert "smoke" in s.note and "64 px" in s.note and data_tag(s.P) in s.note and "steps" in s.note
     assert s.P.data.root == "synthetic" and s.root.kind == "synthetic"
     if steps == "stage1":
         assert "IFR" not in s.note

@@ -8,7 +8,7 @@ import pytest
 
 from isfr.config import get_preset
 from isfr.paths import NOTEBOOKS_DIR
-from isfr.training import pipeline as T
+from isfr.training.pipeline import train_ifr, train_psp, train_stylegan
 
 
 def small_sfr_overrides() -> dict:
@@ -29,9 +29,9 @@ def test_notebook_04_runs_with_the_small_presets_sfr(tmp_path, monkeypatch):
     monkeypatch.delenv("ISFR_DATA_ROOT", raising=False)
     overrides = small_sfr_overrides()
     P = get_preset("smoke", **overrides)
-    for fn in (T.train_stylegan, T.train_psp):
+    for fn in (train_stylegan, train_psp):
         fn(P, progress=False)
-    T.train_ifr(P, "full", progress=False)
+    train_ifr(P, "full", progress=False)
     out = tmp_path / "04.ipynb"
     pm.execute_notebook(str(NOTEBOOKS_DIR / "04_sfr_training.ipynb"), str(out), cwd=str(NOTEBOOKS_DIR),
                         parameters={"preset": "smoke", "overrides": overrides}, progress_bar=False,

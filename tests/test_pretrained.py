@@ -10,7 +10,9 @@ from isfr import pretrained as W
 from isfr.config import get_preset
 from isfr.models.arcface import ArcFace, load_arcface
 from isfr.models.psp import PSP
-from isfr.training import pipeline as T
+from isfr.runs import provenance, run_dir, run_key
+from isfr.trained import trained_unet
+from isfr.training.pipeline import train_unet
 
 from conftest import write_vgg_file
 
@@ -80,22 +82,22 @@ def test_a_run_trained_on_one_weight_file_is_not_reused_with_another(torch_home,
     monkeypatch.setenv("ISFR_RUNS_DIR", str(tmp_path / "runs"))
     monkeypatch.delenv("ISFR_DATA_ROOT", raising=False)
     P = get_preset("smoke", **UNET)
-    key_none = T.run_key(P)  # no pretrained file: the key of the overrides alone
-    assert W.weights_identity(P) == {} and W.STANDIN_NOTE not in T.provenance(P)
+    key_none = run_key(P)  # no pretrained file: the key of the overrides alone
+    assert W.weights_identity(P) == {} and W.STANDIN_NOTE not in provenance(P)
     write_vgg_file(torch_home, seed=0)
-    key_a = T.run_key(P)
+    key_a = run_key(P)
     assert key_a != key_none and W.weights_identity(P) == {"vgg16": W.sha256_file(W.run_weights(P)["vgg16"])[:12]}
-    assert W.STANDIN_NOTE in T.provenance(P)
-    assert T.train_unet(P, progress=False).finished
-    folder_a = T.run_dir(P, "unet")
-    assert T.trained_unet(P) is not None
+    assert W.STANDIN_NOTE in provenance(P)
+    assert train_unet(P, progress=False).finished
+    folder_a = run_dir(P, "unet")
+    assert trained_unet(P) is not None
     write_vgg_file(torch_home, seed=1)  # other weights, same path
-    assert T.run_key(P) not in (key_none, key_a) and T.run_dir(P, "unet") != folder_a
+    assert run_key(P) not in (key_none, key_a) and run_dir(P, "unet") != folder_a
     with pytest.raises(FileNotFoundError, match="no checkpoint"):
-        T.trained_unet(P)
-    shutil.copytree(folder_a, T.run_dir(P, "unet"))  # a folder moved under the other key
+        trained_unet(P)
+    shutil.copytree(folder_a, run_dir(P, "unet"))  # a folder moved under the other key
     with pytest.raises(ValueError, match="pretrained files"):
-        T.trained_unet(P)
+        trained_unet(P)
 
 
 def test_standins_written_under_one_folder(tmp_path, monkeypatch):

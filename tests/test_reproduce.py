@@ -73,7 +73,7 @@ def test_a_rungs_scores_name_the_preset_data_and_the_checkpoint_scored(monkeypat
     (tmp_path / "done.json").write_text(json.dumps({"step": 4, "best": {"step": 2, "score": 1.0}}))
     net = torch.nn.Conv2d(4, 3, 1)
     gen = lambda masked, mask: net(torch.cat([masked, mask], 1))  # noqa: E731  (a generator of the rung's signature)
-    monkeypatch.setattr("isfr.training.pipeline.val_dataset", lambda P_, images=None: [
+    monkeypatch.setattr(LD, "val_dataset", lambda P_, images=None: [
         {"image": torch.zeros(3, 16, 16), "mask": torch.ones(1, 16, 16) * (torch.arange(16) < 6).float(),
          "name": "a.jpg", "mask_name": "m.png", "ratio": 0.375, "bucket": "30-40", "paper_range": "20-40"}])
     df = LD.score_rung(P, r, gen, None)

@@ -5,8 +5,14 @@ import pytest
 import torch
 
 from isfr.config import get_preset
+from isfr.experiment import seed_replicates, training_record, upstream_hours
 from isfr.models.isfrnet import ISFRNet
-from isfr.training import pipeline as T
+from isfr.runs import (TABLE1_ROWS, TABLE1_VARIANTS, VARIANTS, ablation_variants, data_tag, provenance, run_dir, run_key,
+                       stage_runs, steps_text, val_dataset, variant_preset, with_data_root)
+from isfr.trained import build_model, export_path, export_pipeline, load_stage1, trained_model
+from isfr.training import pipeline
+from isfr.training.pipeline import (L1_ONLY, sfr_lr_decay, train_ifr, train_psp, train_sfr, train_stylegan,
+                                    train_variant)
 
 STEPS = {"schedule.stylegan_steps": 2, "schedule.psp_steps": 2, "schedule.ifr_steps": 2, "schedule.sfr_steps": 2,
          "schedule.ckpt_every": 1, "schedule.val_every": 1, "schedule.val_images": 1, "schedule.log_every": 1,
@@ -21,11 +27,11 @@ def trained(tmp_path_factory):
     mp.setenv("ISFR_RUNS_DIR", str(tmp_path_factory.mktemp("runs")))
     mp.delenv("ISFR_DATA_ROOT", raising=False)
     P = get_preset("smoke", **STEPS)
-    before = T.build_model(P)
-    results = {"stylegan": T.train_stylegan(P, progress=False), "psp": T.train_psp(P, progress=False)}
-    stage1 = {k: v.clone() for k, v in T.load_stage1(T.build_model(P), P).stage1.state_dict().items()}
-    results["ifr"] = T.train_ifr(P, progress=False)
-    results["sfr"] = T.train_sfr(P, progress=False)
+    before = build_model(P)
+    results = {"stylegan": train_stylegan(P, progress=False), "psp": train_psp(P, progress=False)}
+    stage1 = {k: v.clone() for k, v in load_stage1(build_model(P), P).stage1.state_dict().items()}
+    results["ifr"] = train_ifr(P, progress=False)
+    results["sfr"] = train_sfr(P, progress=False)
     yield P, results, before, stage1
     mp.undo()
 
@@ -34,8 +40,8 @@ def test_every_stage_runs_to_its_step_count(trained):
     P, results, _, _ = trained
     for name, r in results.items():
         assert r.finished and r.step == 2, name
-        assert (T.run_dir(P, name) / "done.json").exists()
-        assert (T.run_dir(P, name) / "train_log.csv").exists()
+        assert (run_dir(P, name) / "done.json").exists()
+        assert (run_dir(P, name) / "train_log.csv").exists()
     for name in ("psp", "ifr", "sfr"):  # best checkpoint chosen on val PSNR
         assert results[name].best_score is not None and 0 < results[name].best_score < 100
 
@@ -44,11 +50,11 @@ def test_sfr_lr_and_its_decay_reach_the_sfr_loop_only(trained):
     import pandas as pd
 
     P, _, _, _ = trained
-    sfr = pd.read_csv(T.run_dir(P, "sfr") / "train_log.csv")
+    sfr = pd.read_csv(run_dir(P, "sfr") / "train_log.csv")
     assert P.schedule.sfr_lr != P.schedule.lr
     assert list(sfr["lr_g"]) == pytest.approx([3e-4, 3e-5])
     assert list(sfr["lr_d"]) == pytest.approx([3e-4, 3e-5])
-    assert (pd.read_csv(T.run_dir(P, "ifr") / "train_log.csv")["lr_g"] == P.schedule.lr).all()
+    assert (pd.read_csv(run_dir(P, "ifr") / "train_log.csv")["lr_g"] == P.schedule.lr).all()
 
 
 def test_sfr_guess_dropout_reaches_the_sfr_stage(trained, monkeypatch):
@@ -59,15 +65,15 @@ def test_sfr_guess_dropout_reaches_the_sfr_stage(trained, monkeypatch):
         seen.update(kw)
         raise RuntimeError("stop here")
 
-    monkeypatch.setattr(T, "SFRStage", spy)
+    monkeypatch.setattr(pipeline, "SFRStage", spy)
     with pytest.raises(RuntimeError, match="stop here"):
-        T.train_sfr(P, progress=False)
+        train_sfr(P, progress=False)
     assert seen["guess_dropout"] == P.schedule.sfr_guess_dropout == 0.5
 
 
 def test_later_stages_leave_stage_one_frozen(trained):
     P, _, before, stage1 = trained
-    model = T.trained_model(P, "full")
+    model = trained_model(P, "full")
     for k, v in model.stage1.state_dict().items():
         assert torch.equal(v, stage1[k]), f"stage-1 tensor {k} changed while training IFR/SFR"
     changed = [k for k, v in model.ifr.state_dict().items() if not torch.equal(v, before.ifr.state_dict()[k])]
@@ -76,35 +82,47 @@ def test_later_stages_leave_stage_one_frozen(trained):
 
 def test_finished_run_is_loaded_not_retrained(trained):
     P, _, _, _ = trained
-    log = (T.run_dir(P, "ifr") / "train_log.csv").read_text()
-    r = T.train_ifr(P, progress=False)
+    log = (run_dir(P, "ifr") / "train_log.csv").read_text()
+    r = train_ifr(P, progress=False)
     assert r.stop_reason == "already_done"
-    assert (T.run_dir(P, "ifr") / "train_log.csv").read_text() == log
+    assert (run_dir(P, "ifr") / "train_log.csv").read_text() == log
+
+
+def test_upstream_hours_sum_the_logged_time_of_stage1_and_the_ifr(trained):
+    import pandas as pd
+
+    P = trained[0]
+    logged = sum(pd.read_csv(run_dir(P, r) / "train_log.csv")["elapsed_s"].iloc[-1] for r in ("stylegan", "psp", "ifr"))
+    assert upstream_hours(P) == pytest.approx(logged / 3600)
+    assert upstream_hours(P, "psp_sfr") == pytest.approx(logged / 3600 - pd.read_csv(
+        run_dir(P, "ifr") / "train_log.csv")["elapsed_s"].iloc[-1] / 3600)  # no IFR in that variant
+    with pytest.raises(FileNotFoundError, match="ifr_nomask"):
+        upstream_hours(P, "psp_ifr")  # its own IFR run, never trained here
 
 
 def test_export_gives_the_same_outputs_as_the_stage_checkpoints(trained, tmp_path):
     P, _, _, _ = trained
-    path = T.export_pipeline(P, "full", tmp_path / "isfrnet.pt")
-    a, b = T.trained_model(P, "full"), ISFRNet.from_checkpoint(path)
+    path = export_pipeline(P, "full", tmp_path / "isfrnet.pt")
+    a, b = trained_model(P, "full"), ISFRNet.from_checkpoint(path)
     image, mask = torch.rand(1, 3, 64, 64) * 2 - 1, (torch.rand(1, 1, 64, 64) > 0.6).float()
     with torch.no_grad():
         assert torch.equal(a(image, mask)["composite"], b(image, mask)["composite"])
 
 
 def test_variants_map_to_the_ablations_of_table_1():
-    v = T.VARIANTS
+    v = VARIANTS
     assert not v["psp_ifr"].use_sfr and not v["psp_ifr"].ifr_mask_constraint  # section 4.2.1
     assert not v["psp_sfr"].use_ifr  # section 4.2.2
     assert v["no_weighting"].overrides == {"sfr.weighting": "none"} and v["no_weighting"].ifr_run == "ifr"  # 4.2.3
-    p = T.variant_preset(get_preset("small", seed=3), "no_weighting")
+    p = variant_preset(get_preset("small", seed=3), "no_weighting")
     assert p.sfr.weighting == "none" and p.seed == 3  # the preset's own overrides survive
 
 
 def test_ablation_variants_add_every_eq1_reading_but_the_presets_own():
     for weighting in ("paper", "inverse_ratio", "valid_fraction", "none"):
-        names = T.ablation_variants(get_preset("smoke", **{"sfr.weighting": weighting}))
-        readings = [T.variant_preset(get_preset("smoke"), n).sfr.weighting for n in names if n.startswith("weight_")]
-        assert names[:4] == T.TABLE1_VARIANTS and names[-1] == "leak_free"
+        names = ablation_variants(get_preset("smoke", **{"sfr.weighting": weighting}))
+        readings = [variant_preset(get_preset("smoke"), n).sfr.weighting for n in names if n.startswith("weight_")]
+        assert names[:4] == TABLE1_VARIANTS and names[-1] == "leak_free"
         expected = {"paper", "inverse_ratio", "valid_fraction"} - {weighting}
         assert sorted(readings) == sorted(expected), (weighting, names)
 
@@ -112,19 +130,19 @@ def test_ablation_variants_add_every_eq1_reading_but_the_presets_own():
 def test_table1_rows_name_the_papers_rows_and_match_their_switches():
     from isfr.paper_numbers import TABLE1, TABLE1_VARIANTS as ticks
 
-    assert list(T.TABLE1_ROWS) == list(TABLE1) == list(ticks)
-    for row, name in T.TABLE1_ROWS.items():
-        v, t = T.VARIANTS[name], ticks[row]
-        weighted = T.variant_preset(get_preset("small"), v).sfr.weighting != "none"
+    assert list(TABLE1_ROWS) == list(TABLE1) == list(ticks)
+    for row, name in TABLE1_ROWS.items():
+        v, t = VARIANTS[name], ticks[row]
+        weighted = variant_preset(get_preset("small"), v).sfr.weighting != "none"
         assert (v.use_ifr, v.use_sfr) == (t["ifr"], t["sfr"]), row
         assert not t["weighting"] or weighted, row  # the full model weights eq. 1; "w/o weighting" does not
-    assert T.variant_preset(get_preset("small"), T.TABLE1_ROWS["pSp+IFR+SFR w/o weighting"]).sfr.weighting == "none"
+    assert variant_preset(get_preset("small"), TABLE1_ROWS["pSp+IFR+SFR w/o weighting"]).sfr.weighting == "none"
 
 
 def test_missing_stage_checkpoint_names_the_run(tmp_path, monkeypatch):
     monkeypatch.setenv("ISFR_RUNS_DIR", str(tmp_path))
     with pytest.raises(FileNotFoundError, match="stylegan"):
-        T.train_psp(get_preset("smoke", **STEPS), progress=False)
+        train_psp(get_preset("smoke", **STEPS), progress=False)
 
 
 def test_preset_overrides_are_checked():
@@ -137,32 +155,32 @@ def test_preset_overrides_are_checked():
 
 def test_an_ablation_run_decays_its_lr_at_the_main_runs_fraction_of_its_steps():
     s = get_preset("smoke", **{"schedule.sfr_steps": 6000, "schedule.sfr_lr_decay": (5000, 0.1)}).schedule
-    assert T.sfr_lr_decay(s, 6000) == (5000, 0.1)
-    assert T.sfr_lr_decay(s, 1200) == (1000, 0.1)
-    assert T.sfr_lr_decay(get_preset("paper").schedule, 10) is None
+    assert sfr_lr_decay(s, 6000) == (5000, 0.1)
+    assert sfr_lr_decay(s, 1200) == (1000, 0.1)
+    assert sfr_lr_decay(get_preset("paper").schedule, 10) is None
 
 
 def test_ablation_budget_shares_runs_only_when_the_schedules_agree():
     small = get_preset("small")
     s = small.schedule
-    assert T.stage_runs(small, "full", "main") == {"ifr": ("ifr", s.ifr_steps), "sfr": ("sfr", s.sfr_steps)}
-    assert T.stage_runs(small, "full", "ablation") == {"ifr": ("ifr_abl", s.ablation_ifr_steps),
+    assert stage_runs(small, "full", "main") == {"ifr": ("ifr", s.ifr_steps), "sfr": ("sfr", s.sfr_steps)}
+    assert stage_runs(small, "full", "ablation") == {"ifr": ("ifr_abl", s.ablation_ifr_steps),
                                                        "sfr": ("sfr_abl", s.ablation_sfr_steps)}
-    assert T.stage_runs(small, "no_weighting", "ablation")["sfr"] == ("sfr_noweight_abl", s.ablation_sfr_steps)
+    assert stage_runs(small, "no_weighting", "ablation")["sfr"] == ("sfr_noweight_abl", s.ablation_sfr_steps)
     smoke = get_preset("smoke")  # no ablation schedule: Table 1 reuses the main runs
-    assert T.stage_runs(smoke, "psp_ifr", "ablation")["ifr"] == ("ifr_nomask", smoke.schedule.ifr_steps)
+    assert stage_runs(smoke, "psp_ifr", "ablation")["ifr"] == ("ifr_nomask", smoke.schedule.ifr_steps)
     with pytest.raises(ValueError, match="budget"):
-        T.stage_runs(smoke, "full", "long")
+        stage_runs(smoke, "full", "long")
 
 
 def test_customised_presets_get_their_own_run_folders(tmp_path, monkeypatch):
     monkeypatch.setenv("ISFR_RUNS_DIR", str(tmp_path))
     monkeypatch.delenv("ISFR_DATA_ROOT", raising=False)
-    base = T.run_dir(get_preset("small"), "sfr")
+    base = run_dir(get_preset("small"), "sfr")
     assert base.name == "sfr" and base.parent.parent == tmp_path / "small"
     assert base.parent.name.startswith("synthetic-")  # the data's identity is the folder above every run
-    assert T.run_dir(get_preset("small", **{"schedule.sfr_steps": 99}), "sfr") == base  # extending a run
-    other = {T.run_dir(get_preset("small", seed=1), "sfr"), T.run_dir(get_preset("small", **{"loss.lambda6_tv": 0.2}), "sfr")}
+    assert run_dir(get_preset("small", **{"schedule.sfr_steps": 99}), "sfr") == base  # extending a run
+    other = {run_dir(get_preset("small", seed=1), "sfr"), run_dir(get_preset("small", **{"loss.lambda6_tv": 0.2}), "sfr")}
     assert base not in other and len(other) == 2
     assert all(p.name.startswith("sfr@") for p in other)
 
@@ -171,28 +189,28 @@ def test_sfr_records_the_ifr_checkpoint_it_was_trained_on(trained):
     from isfr.training.checkpoint import read_checkpoint
 
     P, _, _, _ = trained
-    sfr = read_checkpoint(T.run_dir(P, "sfr") / "checkpoints" / "best.pt")
-    ifr = read_checkpoint(T.run_dir(P, "ifr") / "checkpoints" / "best.pt")
+    sfr = read_checkpoint(run_dir(P, "sfr") / "checkpoints" / "best.pt")
+    ifr = read_checkpoint(run_dir(P, "ifr") / "checkpoints" / "best.pt")
     assert sfr["config"]["trained_on"]["ifr_step"] == ifr["step"]
 
 
 def test_mismatched_ifr_and_sfr_checkpoints_warn(trained):
     """Runs last in this module: it edits the SFR checkpoint the other tests read."""
     P, _, _, _ = trained
-    path = T.run_dir(P, "sfr") / "checkpoints" / "best.pt"
+    path = run_dir(P, "sfr") / "checkpoints" / "best.pt"
     ckpt = torch.load(path, weights_only=True)
     ckpt["config"]["trained_on"]["ifr_step"] = 999
     torch.save(ckpt, path)
     with pytest.warns(RuntimeWarning, match="IFR step 999"):
-        T.trained_model(P, "full")
+        trained_model(P, "full")
 
 
 def test_training_record_lists_the_trained_runs(trained):
     from isfr.utils import hardware
 
     P, results, _, _ = trained
-    rec = T.training_record(P)
-    rec.index = [r.removesuffix(T.run_key(P)) for r in rec["run"]]  # folders of a customised preset: run@hash
+    rec = training_record(P)
+    rec.index = [r.removesuffix(run_key(P)) for r in rec["run"]]  # folders of a customised preset: run@hash
     assert list(rec.index) == ["stylegan", "psp", "ifr", "sfr"]  # ablation runs not trained: absent
     assert rec["finished"].all() and (rec["steps"] == 2).all() and (rec["total_steps"] == 2).all()
     assert rec.loc["sfr", "best_val_psnr"] == pytest.approx(results["sfr"].best_score)
@@ -227,15 +245,15 @@ def test_psp_stage_uses_the_arcface_id_loss_only_with_its_file(tmp_path, monkeyp
     monkeypatch.setenv("ISFR_RUNS_DIR", str(tmp_path / "runs"))
     monkeypatch.delenv("ISFR_DATA_ROOT", raising=False)
     no_file = get_preset("smoke", **STEPS, **{"psp_loss.id_lambda": 0.1})
-    T.train_stylegan(no_file, progress=False)
+    train_stylegan(no_file, progress=False)
     with pytest.raises(ValueError, match="arcface_path"):
-        T.train_psp(no_file, progress=False)
+        train_psp(no_file, progress=False)
     torch.manual_seed(0)
     torch.save(ArcFace().state_dict(), tmp_path / "model_ir_se50.pth")
     P = get_preset("smoke", **STEPS, **{"psp_loss.id_lambda": 0.1, "psp_loss.arcface_path": str(tmp_path / "model_ir_se50.pth")})
-    T.train_stylegan(P, progress=False)
-    assert T.train_psp(P, progress=False).finished
-    with open(T.run_dir(P, "psp") / "train_log.csv") as f:
+    train_stylegan(P, progress=False)
+    assert train_psp(P, progress=False).finished
+    with open(run_dir(P, "psp") / "train_log.csv") as f:
         rows = list(csv.DictReader(f))
     assert rows and all(0 < float(r["id"]) < 2 for r in rows)  # 1 - cos of unit embeddings
 
@@ -244,13 +262,13 @@ def test_seed_replicates_retrain_with_each_seed_on_the_same_pairs(trained):
     from isfr.evaluation import seed_spread
 
     P, _, _, _ = trained
-    test = T.val_dataset(P, split="test")
-    reps = T.seed_replicates(P, test, seeds=[1], budget="main", progress=False)
+    test = val_dataset(P, split="test")
+    reps = seed_replicates(P, test, seeds=[1], budget="main", progress=False)
     assert sorted(reps["train_seed"].unique()) == [0, 1]
     a, b = (reps[reps["train_seed"] == s] for s in (0, 1))
     assert list(a["mask_name"]) == list(b["mask_name"]) and list(a["name"]) == list(b["name"])
     assert not a["psnr"].equals(b["psnr"])  # another seed, another model
-    assert T.run_dir(get_preset("smoke", **STEPS, seed=1), "sfr").name.startswith("sfr@")
+    assert run_dir(get_preset("smoke", **STEPS, seed=1), "sfr").name.startswith("sfr@")
     spread = seed_spread(reps)
     row = spread[spread["bucket"] == "all"].iloc[0]
     assert row["n_seeds"] == 2 and row["psnr_std"] > 0
@@ -264,14 +282,14 @@ def test_steps_text_names_the_kept_checkpoint(tmp_path, monkeypatch):
     s = P.schedule
     plain = (f"StyleGAN2 {s.stylegan_steps} + pSp {s.psp_steps} steps + IFR {s.ifr_steps} + SFR {s.sfr_steps} "
              f"steps (batch {s.batch_size})")
-    assert T.steps_text(P) == plain  # nothing trained yet: the schedule only
-    d = T.run_dir(P, "sfr")
+    assert steps_text(P) == plain  # nothing trained yet: the schedule only
+    d = run_dir(P, "sfr")
     d.mkdir(parents=True)
     (d / "done.json").write_text(json.dumps({"best": {"step": s.sfr_steps - 500}, "best_checkpoint": "best.pt"}))
-    assert T.steps_text(P) == plain + f", val-best checkpoints SFR {s.sfr_steps - 500}"
-    assert "val-best" not in T.steps_text(P, upto="ifr")
+    assert steps_text(P) == plain + f", val-best checkpoints SFR {s.sfr_steps - 500}"
+    assert "val-best" not in steps_text(P, upto="ifr")
     (d / "done.json").write_text(json.dumps({"best": {"step": s.sfr_steps}, "best_checkpoint": "best.pt"}))
-    assert T.steps_text(P) == plain  # the last checkpoint is the kept one
+    assert steps_text(P) == plain  # the last checkpoint is the kept one
 
 
 # ------------------------------------------------------------------ runs know their data, same seed same run
@@ -287,12 +305,12 @@ def _log_rows(path):
 
 def test_two_fresh_runs_with_the_same_seed_write_identical_logs(trained, tmp_path, monkeypatch):
     P, _, _, _ = trained
-    first = {n: _log_rows(T.run_dir(P, n) / "train_log.csv") for n in ("stylegan", "psp", "ifr", "sfr")}
+    first = {n: _log_rows(run_dir(P, n) / "train_log.csv") for n in ("stylegan", "psp", "ifr", "sfr")}
     monkeypatch.setenv("ISFR_RUNS_DIR", str(tmp_path))
-    T.train_stylegan(P, progress=False), T.train_psp(P, progress=False)
-    T.train_ifr(P, progress=False), T.train_sfr(P, progress=False)
+    train_stylegan(P, progress=False), train_psp(P, progress=False)
+    train_ifr(P, progress=False), train_sfr(P, progress=False)
     for name, rows in first.items():
-        again = _log_rows(T.run_dir(P, name) / "train_log.csv")
+        again = _log_rows(run_dir(P, name) / "train_log.csv")
         assert again.equals(rows), f"{name}: a second fresh run with seed {P.seed} logged other losses"
 
 
@@ -308,10 +326,10 @@ def _face_folder(path, n=6):
 def test_a_run_of_other_data_is_never_reused(trained, tmp_path):
     P, _, _, _ = trained
     folder = _face_folder(tmp_path / "faces")
-    synthetic, other = T.run_dir(P, "stylegan"), T.run_dir(T.with_data_root(P, folder), "stylegan")
+    synthetic, other = run_dir(P, "stylegan"), run_dir(with_data_root(P, folder), "stylegan")
     assert synthetic != other and other.parent.name.startswith("folder-")
     with pytest.raises(FileNotFoundError, match="folder-"):  # stage 1 of the folder data was never trained
-        T.train_psp(P, str(folder), progress=False)
+        train_psp(P, str(folder), progress=False)
     assert not other.exists()
 
 
@@ -319,10 +337,10 @@ def test_an_upstream_checkpoint_of_other_data_is_refused(trained, tmp_path):
     import shutil
 
     P, _, _, _ = trained
-    Q = T.with_data_root(P, _face_folder(tmp_path / "faces"))
-    shutil.copytree(T.run_dir(P, "psp"), T.run_dir(Q, "psp"))  # moved by hand into the other data's folder
+    Q = with_data_root(P, _face_folder(tmp_path / "faces"))
+    shutil.copytree(run_dir(P, "psp"), run_dir(Q, "psp"))  # moved by hand into the other data's folder
     with pytest.raises(ValueError, match="synthetic-.*folder-|trained on data synthetic"):
-        T.load_stage1(T.build_model(Q), Q)
+        load_stage1(build_model(Q), Q)
 
 
 def test_run_records_and_the_export_carry_the_data_identity(trained, tmp_path):
@@ -331,17 +349,17 @@ def test_run_records_and_the_export_carry_the_data_identity(trained, tmp_path):
     from isfr.inpaint import checkpoint_info
 
     P, _, _, _ = trained
-    tag = T.data_tag(P)
+    tag = data_tag(P)
     for name in ("stylegan", "psp", "ifr", "sfr"):
-        stored = json.loads((T.run_dir(P, name) / "config.json").read_text())["config"]["data_identity"]
+        stored = json.loads((run_dir(P, name) / "config.json").read_text())["config"]["data_identity"]
         assert stored["tag"] == tag and stored["kind"] == "synthetic"
-    path = T.export_pipeline(P)
-    assert path == T.export_path(P) and tag in str(path)
+    path = export_pipeline(P)
+    assert path == export_path(P) and tag in str(path)
     assert checkpoint_info(path)["data_identity"]["tag"] == tag
     schedule = checkpoint_info(path)["schedule"]
     assert set(schedule) == {"stylegan", "psp", "ifr", "sfr"}
     assert all(r["finished"] and r["step"] == r["total_steps"] == 2 for r in schedule.values())
-    assert tag in T.provenance(P, __import__("isfr.data", fromlist=["x"]).resolve_data_root("synthetic"))
+    assert tag in provenance(P, __import__("isfr.data", fromlist=["x"]).resolve_data_root("synthetic"))
 
 
 def test_resume_of_the_real_ifr_and_sfr_stages_is_exact(trained, tmp_path, monkeypatch):
@@ -350,16 +368,16 @@ def test_resume_of_the_real_ifr_and_sfr_stages_is_exact(trained, tmp_path, monke
     import shutil
 
     P, _, _, _ = trained
-    runs = {n: T.run_dir(P, n) for n in ("stylegan", "psp", "ifr", "sfr")}
+    runs = {n: run_dir(P, n) for n in ("stylegan", "psp", "ifr", "sfr")}
     monkeypatch.setenv("ISFR_RUNS_DIR", str(tmp_path))
     for n in ("stylegan", "psp"):  # the same stage 1
-        shutil.copytree(runs[n], T.run_dir(P, n))
-    for n, train in (("ifr", T.train_ifr), ("sfr", T.train_sfr)):
+        shutil.copytree(runs[n], run_dir(P, n))
+    for n, train in (("ifr", train_ifr), ("sfr", train_sfr)):
         assert train(P, progress=False, max_steps_this_call=1).stop_reason == "max_steps_this_call"
         assert train(P, progress=False).step == 2
-        assert _log_rows(T.run_dir(P, n) / "train_log.csv").equals(_log_rows(runs[n] / "train_log.csv")), n
+        assert _log_rows(run_dir(P, n) / "train_log.csv").equals(_log_rows(runs[n] / "train_log.csv")), n
         a = torch.load(runs[n] / "checkpoints" / "last.pt", weights_only=False)["modules"]
-        b = torch.load(T.run_dir(P, n) / "checkpoints" / "last.pt", weights_only=False)["modules"]
+        b = torch.load(run_dir(P, n) / "checkpoints" / "last.pt", weights_only=False)["modules"]
         buffers = [k for m in a.values() for k in m if "running_mean" in k or k.endswith("weight_u")]
         assert buffers, f"{n}: no BatchNorm / spectral-norm buffers to compare"
         for m in a:
@@ -396,26 +414,26 @@ def test_a_variant_that_draws_other_training_masks_keeps_the_data_folder(trained
     """The leak-free variant trains on procedural masks: its runs live beside the main model's (same data
     tag), record that tag, and load back as a pipeline."""
     P, _, _, _ = trained
-    results = T.train_variant(P, "leak_free", progress=False)
+    results = train_variant(P, "leak_free", progress=False)
     assert all(r.finished for r in results.values())
     import json
 
     for kind in ("ifr", "sfr"):
-        run = T.stage_runs(P, "leak_free")[kind][0]
-        cfg = json.loads((T.run_dir(P, run) / "config.json").read_text())["config"]
-        assert cfg["data_identity"]["tag"] == T.data_tag(P) and cfg["data"]["mask_protocol"] == "leak_free"
-    assert T.trained_model(P, "leak_free").sfr is not None
+        run = stage_runs(P, "leak_free")[kind][0]
+        cfg = json.loads((run_dir(P, run) / "config.json").read_text())["config"]
+        assert cfg["data_identity"]["tag"] == data_tag(P) and cfg["data"]["mask_protocol"] == "leak_free"
+    assert trained_model(P, "leak_free").sfr is not None
 
 
 @pytest.mark.shared_data
 def test_switching_between_synthetic_and_celeba_never_reuses(trained, data_root):
     """A synthetic-trained stage 1 is not found by a CelebA run (and a CelebA run's folder is another)."""
     P, _, _, _ = trained
-    celeba = T.with_data_root(P, data_root)
-    assert T.data_tag(celeba).startswith("celeba-") and T.run_dir(celeba, "stylegan") != T.run_dir(P, "stylegan")
+    celeba = with_data_root(P, data_root)
+    assert data_tag(celeba).startswith("celeba-") and run_dir(celeba, "stylegan") != run_dir(P, "stylegan")
     with pytest.raises(FileNotFoundError, match="celeba-"):
-        T.train_psp(P, str(data_root), progress=False)  # its StyleGAN2 was trained on synthetic faces only
-    assert not T.run_dir(celeba, "psp").exists()
+        train_psp(P, str(data_root), progress=False)  # its StyleGAN2 was trained on synthetic faces only
+    assert not run_dir(celeba, "psp").exists()
 
 
 def test_guess_dropout_feeds_i_i_to_e_c_for_that_share_of_samples():
@@ -440,7 +458,7 @@ def test_guess_dropout_feeds_i_i_to_e_c_for_that_share_of_samples():
     mask[..., 20:40, 20:40] = 1
     for p in (0.5, 0.5, 0.0):
         spy = Spy()
-        stage = SFRStage(T.build_model(P), None, None, T.L1_ONLY, generator=spy, key="gen", guess_dropout=p)
+        stage = SFRStage(build_model(P), None, None, L1_ONLY, generator=spy, key="gen", guess_dropout=p)
         ctx = StepContext({"gen": spy}, torch.device("cpu"))
         ctx.step = 3
         stage.train_step({"image": image, "mask": mask}, ctx)
@@ -456,7 +474,7 @@ def test_guess_dropout_feeds_i_i_to_e_c_for_that_share_of_samples():
             return masked * 0 + self.w
 
     gen = Keep()
-    stage = SFRStage(T.build_model(P), None, None, T.L1_ONLY, generator=gen, key="gen", guess_dropout=0.5)
+    stage = SFRStage(build_model(P), None, None, L1_ONLY, generator=gen, key="gen", guess_dropout=0.5)
     ctx = StepContext({"gen": gen}, torch.device("cpu"))
     ctx.step = 3
     stage.train_step({"image": image, "mask": mask}, ctx)
@@ -465,4 +483,4 @@ def test_guess_dropout_feeds_i_i_to_e_c_for_that_share_of_samples():
     assert torch.allclose(got[0][keep], whole[keep], atol=1e-5)
     assert torch.equal(got[0][~keep], (image * (1 - mask))[~keep])
     with pytest.raises(ValueError, match="guess_dropout"):
-        SFRStage(None, None, None, T.L1_ONLY, generator=Spy(), key="gen", guess="masked", guess_dropout=0.5)
+        SFRStage(None, None, None, L1_ONLY, generator=Spy(), key="gen", guess="masked", guess_dropout=0.5)

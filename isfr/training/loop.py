@@ -354,11 +354,11 @@ def _fmt(v: float) -> str:
 
 def is_finished(run_dir: str | Path, total_steps: int | None = None) -> bool:
     """True if ``run_dir/done.json`` says the run completed (at least ``total_steps`` steps)."""
-    done = _read_done(Path(run_dir))
+    done = read_done(Path(run_dir))
     return done is not None and (total_steps is None or int(done.get("total_steps", -1)) >= total_steps)
 
 
-def _read_done(run_dir: Path) -> dict[str, Any] | None:
+def read_done(run_dir: Path) -> dict[str, Any] | None:
     return _json_or_none(run_dir / "done.json")
 
 
@@ -628,7 +628,7 @@ def _fit(stage: Stage, data: Any, cfg: TrainLoopConfig, run_dir: Path, val_batch
     D.barrier()
 
     ckpt = find_latest_checkpoint(run.mgr.folder)
-    done = _read_done(run_dir)
+    done = read_done(run_dir)
     if ckpt is not None and int(ckpt["step"]) >= cfg.total_steps:
         check_checkpoint(ckpt, expected_stage=stage.name, expected_preset=preset,
                          modules=run.modules, config=config)

@@ -484,3 +484,22 @@ def test_guess_dropout_feeds_i_i_to_e_c_for_that_share_of_samples():
     assert torch.equal(got[0][~keep], (image * (1 - mask))[~keep])
     with pytest.raises(ValueError, match="guess_dropout"):
         SFRStage(None, None, None, L1_ONLY, generator=Spy(), key="gen", guess="masked", guess_dropout=0.5)
+
+
+def test_train_all_leaves_a_run_another_process_holds_and_trains_the_next(tmp_path, monkeypatch):
+    import fcntl
+
+    from isfr.training.pipeline import train_all
+
+    monkeypatch.setenv("ISFR_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.delenv("ISFR_DATA_ROOT", raising=False)
+    P = get_preset("smoke", **STEPS)
+    busy = run_dir(P, stage_runs(P, "psp_sfr", "ablation")["sfr"][0])
+    busy.parent.mkdir(parents=True)
+    with open(busy.parent / f".{busy.name}.lock", "a") as held:  # what fit holds while another process trains
+        fcntl.flock(held, fcntl.LOCK_EX)
+        results = dict(train_all(P, ["psp_sfr", "no_weighting"], main=False, progress=False))
+    assert results["psp_sfr@ablation"].startswith("skipped:") and "another process" in results["psp_sfr@ablation"]
+    assert not (busy / "checkpoints").exists()  # left to its holder
+    assert results["no_weighting/ifr@ablation"].finished and results["no_weighting/sfr@ablation"].finished
+    assert train_all(P, ["psp_sfr"], main=False, progress=False)[-1][1].finished  # free again: trained

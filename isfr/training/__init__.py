@@ -15,6 +15,7 @@ from isfr.training.distributed import DistInfo, cleanup, dist_info, init_distrib
 from isfr.training.loop import (
     FitResult,
     NonFiniteLossError,
+    RunBusyError,
     Stage,
     StepBatchSampler,
     StepContext,
@@ -31,6 +32,7 @@ __all__ = [
     "DistInfo",
     "FitResult",
     "NonFiniteLossError",
+    "RunBusyError",
     "Stage",
     "StepBatchSampler",
     "StepContext",

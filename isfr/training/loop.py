@@ -119,6 +119,10 @@ class FitResult:
     val: dict[str, float] = field(default_factory=dict)  # last validation's
 
 
+class RunBusyError(RuntimeError):
+    """Another process holds the run folder's lock (:func:`fit` never trains one run from two processes)."""
+
+
 class NonFiniteLossError(RuntimeError):
     """A loss became NaN/inf; the message names the step, the term and the last good checkpoint."""
 
@@ -609,7 +613,7 @@ def _run_lock(run_dir: Path) -> Iterator[None]:
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise RuntimeError(f"{run_dir} is being trained by another process (lock {path}): wait for it to "
+            raise RunBusyError(f"{run_dir} is being trained by another process (lock {path}): wait for it to "
                                "finish or stop it; never train one run from two processes") from None
         try:
             yield

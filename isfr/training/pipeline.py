@@ -24,7 +24,7 @@ from isfr.trained import build_disc, build_model, build_unet, load_stage1, train
 from isfr.utils import seeded
 
 from .checkpoint import read_checkpoint
-from .loop import FitResult, TrainLoopConfig, fit
+from .loop import FitResult, RunBusyError, TrainLoopConfig, fit
 from .stages import IFRStage, PSPStage, SFRStage, StyleGANStage
 
 
@@ -173,22 +173,28 @@ def train_variant(preset: Preset, variant: Variant | str = "full", data_root: st
 
 
 def train_all(preset: Preset, variants: list[str] | None = None, data_root: str | None = None,
-              main: bool = True, **loop_kw: Any) -> list[tuple[str, FitResult | None]]:
+              main: bool = True, **loop_kw: Any) -> list[tuple[str, FitResult | str | None]]:
     """Everything notebooks 02-05 train, in order: stage 1, the main model and the learned U-Net baseline
-    (``main=False`` skips both, e.g. for a second process on the other core), then the Table 1 variants
-    at the ablation budget.
-    Resumable: call again after a time-budget stop or a killed session."""
-    done: list[tuple[str, FitResult | None]] = []
+    (``main=False`` skips both), then the Table 1 variants at the ablation budget. Returns ``(name, result)``
+    per run: a :class:`FitResult`, None where nothing is trained (a pretrained stage 1), or the reason a job
+    was skipped: a run another process holds (:class:`RunBusyError`) is left to it and the next job taken, so
+    two processes (one per core) share the list without planning. Resumable: call again after a time-budget
+    stop, a killed session or a skip."""
+    done: list[tuple[str, FitResult | str | None]] = []
     preset = with_data_root(preset, data_root)
     for name, fn in (("stylegan", train_stylegan), ("psp", train_psp)):
-        r = fn(preset, data_root, **loop_kw)
+        r = fn(preset, data_root, **loop_kw)  # a busy stage 1 stops everything: every later run reads it
         done.append((name, r))
         if r is not None and not r.finished:
             return done
     jobs = [("full", "main"), ("unet", "main")] * main + [(v, "ablation") for v in (variants or ablation_variants(preset))]
     for v, budget in jobs:
-        results = ({"unet": train_unet(preset, **loop_kw)} if v == "unet"
-                   else train_variant(preset, v, data_root, budget=budget, **loop_kw))
+        try:
+            results = ({"unet": train_unet(preset, **loop_kw)} if v == "unet"
+                       else train_variant(preset, v, data_root, budget=budget, **loop_kw))
+        except RunBusyError as err:
+            done.append((v if v == "unet" else f"{v}@{budget}", f"skipped: {err}"))
+            continue
         for kind, r in results.items():
             done.append((kind if v == "unet" else f"{v}/{kind}@{budget}", r))
             if r is not None and not r.finished:

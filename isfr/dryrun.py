@@ -89,7 +89,8 @@ def dryrun(preset: str = "paper", data_root: str | None = None, preprocess: str 
            cut_down: bool = False, out: str | Path | None = None, keep: bool = False) -> Path:
     """Run the dry run and write its table (default ``benchmarks/results/dryrun_<preset>[_<preprocess>].md``;
     ``out`` for another file). The temporary folder goes unless ``keep``."""
-    from isfr.pretrained import STANDIN_ENV, STANDIN_NOTE, write_standins
+    from isfr.pretrained import STANDIN_ENV, STANDIN_NOTE
+    from isfr.standins import write_standins
 
     data_root = data_root or os.environ.get("ISFR_DATA_ROOT") or None
     tmp = Path(tempfile.mkdtemp(prefix="isfr-dryrun-"))
@@ -187,7 +188,7 @@ def _report(preset: str, preprocess: str | None, cut_down: bool, data_root: str 
              f"- **total wall time {total / 60:.1f} min**, disk used {disk_mib / 1024:.2f} GiB (stand-ins, runs, "
              f"figures), exported model {export_mib:.0f} MiB", "",
              f"- figures and tables written: {len(written)} files in `figures/{preset}/`"
-             + ("" if cut_down else (f"; every file of figures/README.md written" if not missing else
+             + ("" if cut_down else ("; every file of figures/README.md written" if not missing else
                                      f"; **missing** from figures/README.md's index: {', '.join(missing)}")), "",
              "| phase | wall s | peak RSS MiB |", "|---|---|---|"]
     lines += [f"| {k} | {v['wall_s']:.0f} | {v['peak_rss_mib']:.0f} |" for k, v in phases.items()]

@@ -1,5 +1,5 @@
 """Which run is which: the variants (rows of Table 1 and our extras), run folders, the data a preset
-reads, and what a run recorded (steps, val-best checkpoint, provenance lines).
+reads, the pretrained files it reads, and what a run recorded (steps, val-best checkpoint, provenance lines).
 
 Run folders (git-ignored): ``runs/<preset>/<data tag>/<run>/`` with ``checkpoints/best.pt``, logs,
 ``config.json`` and ``done.json`` (:func:`run_dir`). Variants share every run they can (e.g. the
@@ -21,8 +21,8 @@ from isfr.backbones import VGG16_FILE, hub_checkpoint_path
 from isfr.config import Preset, get_preset
 from isfr.data import build_from_config, data_identity
 from isfr.evaluation import provenance as measured_here
-from isfr.paths import figures_dir, runs_dir
-from isfr.pretrained import standin_flags, weights_identity
+from isfr.paths import REPO_ROOT, figures_dir, runs_dir
+from isfr.pretrained import STANDIN_NOTE, is_standin, sha256_file
 from isfr.training.checkpoint import read_checkpoint
 from isfr.training.loop import read_done
 
@@ -191,10 +191,38 @@ def val_batches(preset: Preset, data_root: str | None = None, split: str = "val"
     return list(DataLoader(ds, batch_size=max(1, preset.schedule.batch_size), shuffle=False))
 
 
+def run_weights(preset: Preset) -> dict[str, Path]:
+    """The pretrained files a training run of ``preset`` reads: pSp's checkpoint (frozen stage 1), the
+    ImageNet VGG-16 when it is in the hub cache (else random features, no file), ArcFace for the ID loss
+    when stage 1 is trained here."""
+    out: dict[str, Path] = {}
+    if preset.psp.checkpoint:
+        p = Path(preset.psp.checkpoint)
+        out["psp"] = p if p.is_absolute() else REPO_ROOT / p
+    vgg = hub_checkpoint_path(VGG16_FILE)
+    if vgg.is_file():
+        out["vgg16"] = vgg
+    arc = preset.psp_loss.arcface_path
+    if arc and preset.schedule.psp_steps > 0:
+        out["arcface"] = Path(arc)
+    return out
+
+
+def weights_identity(preset: Preset) -> dict[str, str]:
+    """``{"psp": "<sha256[:12]>", ...}`` for :func:`run_weights` that exist (a missing file is the loader's
+    error to report); empty when the run reads none (the CPU presets without a VGG file)."""
+    return {k: sha256_file(p)[:12] for k, p in run_weights(preset).items() if p.is_file()}
+
+
+def standin_flags(preset: Preset) -> list[str]:
+    """``[STANDIN_NOTE]`` when any file the preset reads is a stand-in (provenance lines), else ``[]``."""
+    return [STANDIN_NOTE] if any(is_standin(p) for p in run_weights(preset).values() if p.is_file()) else []
+
+
 def run_key(preset: Preset) -> str:
     """``""`` for a named preset as defined, else ``"@<hash>"`` of what was overridden (schedule fields
     aside, so a run can be extended) and of the sha256 of every pretrained file the run reads
-    (:func:`isfr.pretrained.weights_identity`): runs of a customised preset, or of other weight files
+    (:func:`weights_identity`): runs of a customised preset, or of other weight files
     (stand-ins), never reuse the default's checkpoints."""
     changed = {k: v for k, v in preset_overrides(preset).items()
                if not k.startswith("schedule.") and k != "data.root"}  # the data is the folder above (data_tag)

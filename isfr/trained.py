@@ -14,9 +14,9 @@ from isfr.models.discriminators import PatchDiscriminator
 from isfr.models.isfrnet import ISFRNet, ISFRNetConfig
 from isfr.models.unet import UNet
 from isfr.paths import REPO_ROOT, runs_dir
-from isfr.pretrained import weights_identity
 from isfr.runs import (Budget, Variant, as_variant, best_checkpoint, data_config, data_tag, run_key, schedule_status,
-                       stage_runs, steps_text, uses_pretrained_stage1, variant_preset, with_data_root)
+                       stage_runs, steps_text, uses_pretrained_stage1, variant_preset, weights_identity,
+                       with_data_root)
 from isfr.utils import seeded
 
 

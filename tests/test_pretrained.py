@@ -7,10 +7,11 @@ import pytest
 import torch
 
 from isfr import pretrained as W
+from isfr import standins as S
 from isfr.config import get_preset
 from isfr.models.arcface import ArcFace, load_arcface
 from isfr.models.psp import PSP
-from isfr.runs import provenance, run_dir, run_key
+from isfr.runs import provenance, run_dir, run_key, run_weights, weights_identity
 from isfr.trained import trained_unet
 from isfr.training.pipeline import train_unet
 
@@ -38,7 +39,7 @@ def test_psp_standin_writer_matches_the_official_layout(tmp_path, monkeypatch):
     """A reduced stand-in (test size) in pSp's layout: strict load of the decoder, latent_avg = mean W."""
     from isfr.models.stylegan2 import Generator
 
-    path = W.write_psp_standin(tmp_path / "p.pt", size=32, style_dim=16, n_mlp=1, channel_multiplier=1,
+    path = S.write_psp_standin(tmp_path / "p.pt", size=32, style_dim=16, n_mlp=1, channel_multiplier=1,
                                channel_max=8, width=0.125)
     ckpt = torch.load(path, weights_only=True)
     assert set(ckpt) == {"state_dict", "opts", "latent_avg", W.STANDIN_KEY}
@@ -47,13 +48,13 @@ def test_psp_standin_writer_matches_the_official_layout(tmp_path, monkeypatch):
     assert any(k.startswith("encoder.styles.7.") for k in keys) and any(k.startswith("decoder.convs.") for k in keys)
     dec = Generator(32, 16, 1, channel_multiplier=1, channel_max=8)
     dec.load_state_dict({k[8:]: v for k, v in keys.items() if k.startswith("decoder.")}, strict=True)
-    again = W.write_psp_standin(tmp_path / "q.pt", size=32, style_dim=16, n_mlp=1, channel_multiplier=1,
+    again = S.write_psp_standin(tmp_path / "q.pt", size=32, style_dim=16, n_mlp=1, channel_multiplier=1,
                                 channel_max=8, width=0.125)
     assert torch.equal(torch.load(again, weights_only=True)["latent_avg"], ckpt["latent_avg"])  # seeded
 
 
 def test_arcface_standin_refused_without_the_flag(tmp_path, monkeypatch):
-    path = W.write_arcface_standin(tmp_path / "model_ir_se50.pth")
+    path = S.write_arcface_standin(tmp_path / "model_ir_se50.pth")
     monkeypatch.delenv(W.STANDIN_ENV, raising=False)
     with pytest.raises(ValueError, match="stand-in ArcFace"):
         load_arcface(path)
@@ -67,7 +68,7 @@ def test_arcface_standin_refused_without_the_flag(tmp_path, monkeypatch):
 def test_torchvision_standins_fail_the_release_hash(tmp_path, monkeypatch):
     from isfr.backbones import ALEXNET_FILE, load_alexnet_state_dict
 
-    path = W.write_torchvision_standin(ALEXNET_FILE, tmp_path)
+    path = S.write_torchvision_standin(ALEXNET_FILE, tmp_path)
     assert path == tmp_path / "hub" / "checkpoints" / ALEXNET_FILE and W.is_standin(path)
     assert "classifier.6.weight" in torch.load(path, weights_only=True)  # the whole torchvision state_dict
     monkeypatch.delenv(W.STANDIN_ENV, raising=False)
@@ -83,10 +84,10 @@ def test_a_run_trained_on_one_weight_file_is_not_reused_with_another(torch_home,
     monkeypatch.delenv("ISFR_DATA_ROOT", raising=False)
     P = get_preset("smoke", **UNET)
     key_none = run_key(P)  # no pretrained file: the key of the overrides alone
-    assert W.weights_identity(P) == {} and W.STANDIN_NOTE not in provenance(P)
+    assert weights_identity(P) == {} and W.STANDIN_NOTE not in provenance(P)
     write_vgg_file(torch_home, seed=0)
     key_a = run_key(P)
-    assert key_a != key_none and W.weights_identity(P) == {"vgg16": W.sha256_file(W.run_weights(P)["vgg16"])[:12]}
+    assert key_a != key_none and weights_identity(P) == {"vgg16": W.sha256_file(run_weights(P)["vgg16"])[:12]}
     assert W.STANDIN_NOTE in provenance(P)
     assert train_unet(P, progress=False).finished
     folder_a = run_dir(P, "unet")
@@ -104,9 +105,9 @@ def test_standins_written_under_one_folder(tmp_path, monkeypatch):
     """write_standins names every file it wrote, all under the folder given (never the work tree); the
     pSp writer is exercised above at test size, so only its path is checked here (the real one is 1 GB)."""
     calls = {}
-    monkeypatch.setattr(W, "write_psp_standin", lambda path, seed=0: calls.setdefault("psp", path))
-    monkeypatch.setattr(W, "write_torchvision_standin", lambda name, home, seed=0: calls.setdefault(name, home))
-    out = W.write_standins(tmp_path, seed=3)
+    monkeypatch.setattr(S, "write_psp_standin", lambda path, seed=0: calls.setdefault("psp", path))
+    monkeypatch.setattr(S, "write_torchvision_standin", lambda name, home, seed=0: calls.setdefault(name, home))
+    out = S.write_standins(tmp_path, seed=3)
     assert set(out) == {"psp", "arcface", "vgg16", "alexnet"}
     assert out["psp"] == tmp_path / "weights" / "psp_ffhq_encode.pt" and out["arcface"].is_file()
     assert calls["vgg16-397923af.pth"] == tmp_path / "torch"

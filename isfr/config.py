@@ -118,9 +118,11 @@ def _small() -> Preset:
             batch_size=16, stylegan_steps=3_000, psp_steps=1_500, ifr_steps=3_000, sfr_steps=12_000,
             sfr_lr=1e-3, sfr_lr_decay=(10_000, 0.1), sfr_guess_dropout=0.5,
             ablation_ifr_steps=1_500, ablation_sfr_steps=1_000,
-            # = the session-6 main model's stages 1-3 (4.08 CPU-h) at the U-Net's 0.494 s per step (session 7); to be
-            # reset from the retrained main model's measured CPU-hours before the U-Net reaches its lr decay (5/6)
-            unet_steps=29_700,
+            # = the retrained main model's stages 1-3 on the AVX2 machine (session 11, fp32): StyleGAN2 2.60 + pSp 0.44
+            # + IFR 1.42 CPU-h logged, SFR 12,000 x 1.8 s ~ 6.0 projected, ~10.5 in all; the U-Net had 3.84 h in its
+            # first 10,625 steps and runs 0.85 s per step beside the SFR: 10,625 + 6.6 h / 0.85 s ~ 38,700 -> 39,000
+            # (29,700 in the session-6 freeze: that main model's 4.08 CPU-h at 0.494 s per step on the first machine)
+            unet_steps=39_000,
             amp="auto", log_every=25, ckpt_every=250, val_every=500, val_images=40, test_images=None, num_workers=0,
         ),
         allow_random_vgg=True,

@@ -30,10 +30,10 @@ import pandas as pd
 import torch
 
 from isfr.config import Preset, get_preset
+from isfr.experiment import upstream_hours
 from isfr.losses import LossConfig
 from isfr.models.sfr import SFRGenerator
 from isfr.models.unet import UNet
-from isfr.experiment import upstream_hours
 from isfr.runs import data_tag, provenance, val_dataset, with_data_root
 from isfr.training.pipeline import L1_ONLY as _L1
 from isfr.training.pipeline import train_ifr, train_refiner
@@ -234,6 +234,7 @@ def score_rung(P: Preset, rung: Rung, gen, upstream) -> pd.DataFrame:
     """Per-image scores on the whole val split (cached beside the run as ``val_scores.csv.gz``), whose
     ``source`` names the preset, the data and the checkpoint scored (:func:`rung_source`)."""
     from isfr.evaluation import evaluate, read_csv, write_csv
+
     path = rung_dir(P, rung) / "val_scores.csv.gz"
     if path.is_file():
         df = read_csv(path)
@@ -275,6 +276,7 @@ def biharmonic_scores(P: Preset) -> pd.DataFrame:
     """``inpaint_biharmonic`` on the whole val split (cached in the ladder folder)."""
     from isfr.baselines import biharmonic
     from isfr.evaluation import evaluate, read_csv, write_csv
+
     path = ladder_dir(P) / "biharmonic_val_scores.csv.gz"
     if path.is_file():
         return read_csv(path)

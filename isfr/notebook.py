@@ -41,7 +41,6 @@ def setup(preset: str, data_root: str | None = "", seed: int = 0, overrides: dic
     import torch
 
     from isfr.runs import provenance, with_data_root
-
     from isfr.utils import one_line_warnings, thread_policy
 
     one_line_warnings()  # one line each, so that progress bars stay whole

@@ -71,6 +71,7 @@ Budget = str  # "main" (the model of Table 2 and notebooks 03-04) or "ablation" 
 
 
 def as_variant(variant: Variant | str) -> Variant:
+    """``VARIANTS[variant]`` for a name, the variant itself otherwise."""
     return VARIANTS[variant] if isinstance(variant, str) else variant
 
 
@@ -94,11 +95,7 @@ def stage_runs(preset: Preset, variant: Variant | str = "full", budget: Budget =
 #: Table 1's rows (section 4.2) as the paper names them (:data:`isfr.paper_numbers.TABLE1`) -> our variant.
 TABLE1_ROWS: dict[str, str] = {"pSp+IFR": "psp_ifr", "pSp+SFR": "psp_sfr",
                                "pSp+IFR+SFR w/o weighting": "no_weighting", "ISFRNet": "full"}
-
-
 TABLE1_VARIANTS = list(TABLE1_ROWS.values())
-
-
 #: our extras: the readings of eq. 1 (each variant sets ``sfr.weighting``), the mask protocol
 WEIGHTING_VARIANTS = ("weight_paper", "weight_inverse_ratio", "weight_valid_fraction")
 
@@ -111,6 +108,7 @@ def ablation_variants(preset: Preset) -> list[str]:
 
 
 def variant_preset(preset: Preset, variant: Variant | str) -> Preset:
+    """``preset`` with the variant's overrides (its IFR and SFR runs train with these settings)."""
     v = as_variant(variant)
     return get_preset(preset.name, **{**preset_overrides(preset), **v.overrides})
 
@@ -134,6 +132,7 @@ def uses_pretrained_stage1(preset: Preset) -> bool:
 
 
 def data_config(preset: Preset, data_root: str | None = None):
+    """The preset's :class:`isfr.data.DataConfig`, reading ``data_root`` when given, seeded by the preset."""
     return dataclasses.replace(preset.data, root=data_root or preset.data.root, seed=preset.seed)
 
 

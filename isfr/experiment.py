@@ -11,7 +11,7 @@ from isfr.baselines import isfrnet_method
 from isfr.config import Preset, get_preset
 from isfr.evaluation import evaluate
 from isfr.runs import (VARIANTS, Budget, Variant, ablation_variants, as_variant, best_checkpoint, preset_overrides,
-                       provenance, run_dir, stage_runs, steps_text, uses_pretrained_stage1, with_data_root)
+                       provenance, run_dir, stage1_runs, stage_runs, steps_text, with_data_root)
 from isfr.trained import trained_model
 from isfr.training.pipeline import train_psp, train_stylegan, train_variant
 from isfr.training.record import run_summary
@@ -21,8 +21,7 @@ from isfr.training.record import training_record as record
 def training_record(preset: Preset, variants: list[str] | None = None) -> pd.DataFrame:
     """:func:`isfr.training.record.training_record` of every run of the preset: stage 1, the main
     model, then the ablation runs of ``variants`` (default :func:`ablation_variants`), each once."""
-    names = ["stylegan", "psp"] if not uses_pretrained_stage1(preset) or preset.psp.finetune else []
-    names += ["unet"] if preset.schedule.unet_steps else []
+    names = stage1_runs(preset) + (["unet"] if preset.schedule.unet_steps else [])
     for v, budget in [("full", "main")] + [(v, "ablation") for v in (variants or ablation_variants(preset))]:
         runs = stage_runs(preset, v, budget)
         names += [runs[k][0] for k, use in (("ifr", VARIANTS[v].use_ifr), ("sfr", VARIANTS[v].use_sfr)) if use]
@@ -34,13 +33,12 @@ def upstream_hours(preset: Preset, variant: Variant | str = "full", budget: Budg
     builds on: StyleGAN2 and pSp where stage 1 is trained here, and the variant's IFR when it has one. A
     missing run is an error naming its folder."""
     v = as_variant(variant)
-    names = ["stylegan", "psp"] if not uses_pretrained_stage1(preset) or preset.psp.finetune else []
-    names += [stage_runs(preset, v, budget)["ifr"][0]] if v.use_ifr else []
-    missing = [str(run_dir(preset, n)) for n in names if not run_dir(preset, n).is_dir()]
-    if missing:
+    names = stage1_runs(preset) + ([stage_runs(preset, v, budget)["ifr"][0]] if v.use_ifr else [])
+    folders = [run_dir(preset, n) for n in names]
+    if missing := [str(d) for d in folders if not d.is_dir()]:
         raise FileNotFoundError(f"no run folder {', '.join(missing)}: train the upstream stages first "
                                 f"(`isfr train --preset {preset.name}`)")
-    return sum(float(run_summary(run_dir(preset, n))["train_hours"]) for n in names)
+    return sum(float(run_summary(d)["train_hours"]) for d in folders)
 
 
 def evaluate_variant(preset: Preset, variant: Variant | str, dataset: Any, *, name: str | None = None,

@@ -131,6 +131,14 @@ def uses_pretrained_stage1(preset: Preset) -> bool:
     return bool(preset.psp.checkpoint)
 
 
+def stage1_runs(preset: Preset) -> list[str]:
+    """The stage-1 runs trained here: StyleGAN2 and pSp, only pSp when a pretrained one is fine-tuned
+    (``psp.finetune``), none for a frozen pretrained pSp."""
+    if not uses_pretrained_stage1(preset):
+        return ["stylegan", "psp"]
+    return ["psp"] if preset.psp.finetune else []
+
+
 def data_config(preset: Preset, data_root: str | None = None):
     """The preset's :class:`isfr.data.DataConfig`, reading ``data_root`` when given, seeded by the preset."""
     return dataclasses.replace(preset.data, root=data_root or preset.data.root, seed=preset.seed)
@@ -280,8 +288,7 @@ def schedule_status(preset: Preset, variant: Variant | str = "full", budget: Bud
     """Per run of ``variant`` (stage 1 included where it is trained here): steps of the checkpoint it keeps,
     the steps its schedule asks for, and whether the run finished (``done.json``)."""
     v, s = as_variant(variant), preset.schedule
-    runs = ([("stylegan", s.stylegan_steps), ("psp", s.psp_steps)]
-            if not uses_pretrained_stage1(preset) or preset.psp.finetune else [])
+    runs = [(r, {"stylegan": s.stylegan_steps, "psp": s.psp_steps}[r]) for r in stage1_runs(preset)]
     runs += [stage_runs(preset, v, budget)[k] for k, on in (("ifr", v.use_ifr), ("sfr", v.use_sfr)) if on]
     out = {}
     for run, total in runs:

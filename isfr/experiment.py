@@ -1,21 +1,24 @@
 """Experiments on trained runs: a variant's per-image scores with the provenance of its checkpoints,
-the seed spread (whole runs at other seeds, trained here if missing), the record of every run and the
-CPU-hours an SFR builds on."""
+the seed spread (whole runs at other seeds, trained here if missing), the record of every run, the
+CPU-hours an SFR builds on, and the README's final table."""
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from isfr.baselines import isfrnet_method
 from isfr.config import Preset, get_preset
-from isfr.evaluation import evaluate
-from isfr.runs import (VARIANTS, Budget, Variant, ablation_variants, as_variant, best_checkpoint, preset_overrides,
-                       provenance, run_dir, stage1_runs, stage_runs, steps_text, with_data_root)
+from isfr.evaluation import evaluate, write_csv
+from isfr.runs import (UNET_ROW, VARIANTS, Budget, Variant, ablation_variants, as_variant, best_checkpoint, data_tag,
+                       kept_step, preset_overrides, provenance, run_dir, stage1_runs, stage_runs, steps_text,
+                       unet_steps_text, with_data_root)
 from isfr.trained import trained_model
 from isfr.training.pipeline import train_psp, train_stylegan, train_variant
 from isfr.training.record import run_summary
 from isfr.training.record import training_record as record
+from isfr.utils import atomic_write_text
 
 
 def training_record(preset: Preset, variants: list[str] | None = None) -> pd.DataFrame:
@@ -78,3 +81,104 @@ def seed_replicates(preset: Preset, dataset: Any, seeds: list[int] | tuple[int, 
                                    "call again to resume it")
         rows.append(evaluate_variant(p, v, dataset, budget=budget, root=root).assign(train_seed=s))
     return pd.concat(rows, ignore_index=True)
+
+
+# ---------------------------------------------------------------- the README's final table
+#: the head-to-head files notebooks 04-06 write (``figures/<preset>/``) that the final table reads, per split
+FINAL_SOURCES = {"val": ("val_isfrnet_vs_biharmonic.csv", "val_unet_head_to_head.csv"),
+                 "test": ("test_head_to_head.csv",)}
+FINAL_CELLS = [(m, r) for m in ("psnr", "ssim") for r in ("20-40", "40-60")]
+
+
+def _duels_rows(path: Path) -> pd.DataFrame:
+    """A head-to-head csv in :func:`isfr.evaluation.duels`' columns (``ours``, ``baseline``, ``<m> ours`` ...);
+    a single :func:`isfr.evaluation.head_to_head` (``<m> ISFRNet``, ``<m> biharmonic``) is read as ISFRNet against
+    biharmonic."""
+    df = pd.read_csv(path, dtype={"group": str})
+    if "ours" not in df.columns:
+        df = df.rename(columns={c: c.replace(" ISFRNet", " ours").replace(" biharmonic", " baseline")
+                                for c in df.columns}).assign(ours="ISFRNet", baseline="biharmonic")
+    return df
+
+
+def _kept(preset: Preset, run: str) -> str:
+    step = kept_step(preset, run)
+    return f"{run} step {step:,}" if step is not None else f"{run} (not finished)"
+
+
+def final_table(preset: Preset, out: str | Path) -> pd.DataFrame:
+    """The README's final table (issue 10's bar): the main model and, where the preset trains it, the learned
+    U-Net against ``inpaint_biharmonic``, per split, PSNR and SSIM at 20-40 and 40-60 % (both means, the paired
+    difference and its 95 % CI), from the head-to-head files in ``out`` (:data:`FINAL_SOURCES`; a missing file
+    leaves its rows out), with preset, data (:func:`isfr.runs.data_tag`), resolution, the steps and checkpoints
+    scored, CPU-hours (``train_hours`` of the runs, summed over stages 1-3 for ISFRNet) and hardware from the run
+    folders. ``bar``: every one of the four differences has its CI above zero."""
+    out = Path(out)
+    found = [_duels_rows(out / f).assign(split=split) for split, files in FINAL_SOURCES.items()
+             for f in files if (out / f).is_file()]
+    cols = ["model", "split", "preset", "data", "resolution", "steps", "checkpoints", "cpu_hours", "cpu_hours_by_run",
+            "hardware", "n"]
+    cols += [f"{m} {r} {k}" for m, r in FINAL_CELLS for k in ("ours", "baseline", "diff", "diff_lo", "diff_hi")]
+    if not found:
+        return pd.DataFrame(columns=cols + ["bar"])
+    duels_ = pd.concat(found, ignore_index=True)
+    duels_ = duels_[duels_["baseline"] == "biharmonic"].drop_duplicates(["ours", "split", "group"])
+    trained = [r for r, _ in stage_runs(preset, "full", "main").values()]
+    runs = {"ISFRNet": (stage1_runs(preset) + trained, trained, steps_text(preset)),
+            UNET_ROW: (["unet"], ["unet"], unet_steps_text(preset))}
+    rows = []
+    for (model, split), d in duels_.groupby(["ours", "split"], sort=False):
+        names, scored, steps = runs.get(model, ([], [], ""))
+        rec = record([run_dir(preset, n) for n in names])
+        complete = len(rec) == len(names) > 0
+        row = {"model": model, "split": split, "preset": preset.name, "data": data_tag(preset),
+               "resolution": preset.data.resolution, "steps": steps, "checkpoints": ", ".join(_kept(preset, n) for n in scored),
+               "cpu_hours": float(rec["train_hours"].sum()) if complete else float("nan"),
+               "cpu_hours_by_run": " + ".join(f"{r.run} {r.train_hours:.2f}" for r in rec.itertuples()),
+               "hardware": "; ".join(dict.fromkeys(rec["hardware"])), "n": None}
+        for m, r in FINAL_CELLS:
+            g = d[d["group"] == r]
+            if g.empty:
+                continue
+            g = g.iloc[0]
+            row["n"] = int(g["n"])
+            row.update({f"{m} {r} {k}": float(g[f"{m} {k}"]) for k in ("ours", "baseline", "diff", "diff_lo", "diff_hi")})
+        rows.append(row)
+    table = pd.DataFrame(rows).reindex(columns=cols)
+    table["bar"] = [all(row[f"{m} {r} diff_lo"] > 0 for m, r in FINAL_CELLS) for _, row in table.iterrows()]
+    return table
+
+
+def final_table_markdown(table: pd.DataFrame) -> str:
+    """:func:`final_table` as the README prints it: one row per model and split, each cell
+    ``ours vs biharmonic: **diff [lo, hi]**`` (PSNR in dB to 2 decimals, SSIM to 3)."""
+    head = ["model", "split", "preset", "data", "resolution", "steps", "checkpoints scored", "CPU-hours", "hardware"]
+    head += [f"{m.upper()} {r} vs biharmonic" for m, r in FINAL_CELLS] + ["bar (all four CIs above 0)"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for _, row in table.iterrows():
+        hours = f"{row['cpu_hours']:.2f} ({row['cpu_hours_by_run']})" if pd.notna(row["cpu_hours"]) else "not recorded"
+        cells = [row["model"], row["split"], f"`{row['preset']}`", row["data"], f"{row['resolution']} px", row["steps"],
+                 row["checkpoints"], hours, row["hardware"]]
+        for m, r in FINAL_CELLS:
+            p = 2 if m == "psnr" else 3
+            v = [row[f"{m} {r} {k}"] for k in ("ours", "baseline", "diff", "diff_lo", "diff_hi")]
+            cells.append(f"{v[0]:.{p}f} vs {v[1]:.{p}f}: **{v[2]:+.{p}f} [{v[3]:+.{p}f}, {v[4]:+.{p}f}]**"
+                         if pd.notna(v[2]) else "")
+        cells.append("met" if row["bar"] else "missed")
+        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+    return "\n".join(lines)
+
+
+def write_final_table(preset: Preset, out: str | Path) -> Path:
+    """:func:`final_table` as ``final_table.csv`` and ``final_table.md`` in ``out`` (each atomically); returns
+    the ``.md`` path."""
+    out = Path(out)
+    table = final_table(preset, out)
+    write_csv(table, out / "final_table.csv")
+    sources = ", ".join(f"`{f}`" for files in FINAL_SOURCES.values() for f in files if (out / f).is_file())
+    md = (f"The final table of preset {preset.name!r}: each model against `inpaint_biharmonic`, means and the paired "
+          f"difference [95 % bootstrap CI], composited, uint8, whole split\n\n{final_table_markdown(table)}\n\n"
+          f"From {sources or 'no head-to-head file yet'}; CPU-hours: `train_hours` of each run folder (one torch "
+          f"thread per process), summed over the runs named.\n")
+    atomic_write_text(md, out / "final_table.md")
+    return out / "final_table.md"

@@ -503,3 +503,53 @@ def test_train_all_leaves_a_run_another_process_holds_and_trains_the_next(tmp_pa
     assert not (busy / "checkpoints").exists()  # left to its holder
     assert results["no_weighting/ifr@ablation"].finished and results["no_weighting/sfr@ablation"].finished
     assert train_all(P, ["psp_sfr"], main=False, progress=False)[-1][1].finished  # free again: trained
+
+
+def test_final_table_reads_the_head_to_heads_and_the_runs_it_names(trained, tmp_path):
+    import json
+
+    import pandas as pd
+
+    from isfr.experiment import final_table, final_table_markdown, write_final_table
+    from isfr.runs import UNET_ROW
+
+    P = trained[0]
+    cells = lambda d, lo, hi: {"diff": d, "diff_lo": lo, "diff_hi": hi}
+    # val: notebook 04's single head-to-head (columns named after the two methods); ISFRNet misses SSIM at 20-40
+    val = []
+    for g, ps, ss in (("20-40", cells(0.5, 0.4, 0.6), cells(-0.01, -0.02, 0.01)),
+                      ("40-60", cells(1.0, 0.9, 1.1), cells(0.02, 0.01, 0.03)), ("all", cells(9, 9, 9), cells(9, 9, 9))):
+        row = {"group": g, "n": 10, "psnr ISFRNet": 27.0, "psnr biharmonic": 26.5, "ssim ISFRNet": 0.88,
+               "ssim biharmonic": 0.89}
+        row.update({f"psnr {k}": v for k, v in ps.items()} | {f"ssim {k}": v for k, v in ss.items()})
+        val.append(row)
+    pd.DataFrame(val).to_csv(tmp_path / "val_isfrnet_vs_biharmonic.csv", index=False)
+    # test: notebook 06's duels; the U-Net against biharmonic clears every CI, the ISFRNet-U-Net duel is not a row
+    test = []
+    for ours, base in ((UNET_ROW, "biharmonic"), ("ISFRNet", UNET_ROW)):
+        for g in ("20-40", "40-60"):
+            row = {"ours": ours, "baseline": base, "group": g, "n": 7}
+            for m in ("psnr", "ssim"):
+                row.update({f"{m} ours": 2.0, f"{m} baseline": 1.0, f"{m} diff": 1.0, f"{m} diff_lo": 0.5,
+                            f"{m} diff_hi": 1.5})
+            test.append(row)
+    pd.DataFrame(test).to_csv(tmp_path / "test_head_to_head.csv", index=False)
+
+    t = final_table(P, tmp_path)
+    assert list(zip(t["model"], t["split"])) == [("ISFRNet", "val"), (UNET_ROW, "test")]
+    isfr, unet = t.iloc[0], t.iloc[1]
+    assert (isfr["psnr 20-40 diff"], isfr["ssim 20-40 diff_lo"], isfr["psnr 40-60 ours"]) == (0.5, -0.02, 27.0)
+    assert not isfr["bar"] and unet["bar"] and isfr["n"] == 10 and unet["n"] == 7
+    logged = sum(pd.read_csv(run_dir(P, r) / "train_log.csv")["elapsed_s"].iloc[-1] for r in ("stylegan", "psp", "ifr", "sfr"))
+    assert isfr["cpu_hours"] == pytest.approx(logged / 3600)
+    best = {r: json.loads((run_dir(P, r) / "done.json").read_text())["best"]["step"] for r in ("ifr", "sfr")}
+    assert isfr["checkpoints"] == f"ifr step {best['ifr']}, sfr step {best['sfr']}"  # the val-best ones, scored
+    assert isfr["resolution"] == P.data.resolution and isfr["data"] == data_tag(P) and data_tag(P).startswith("synthetic")
+    assert pd.isna(unet["cpu_hours"]) and unet["checkpoints"] == "unet (not finished)"  # never trained here
+    md = final_table_markdown(t)
+    assert "27.00 vs 26.50: **+0.50 [+0.40, +0.60]**" in md and "0.880 vs 0.890: **-0.010 [-0.020, +0.010]**" in md
+    assert md.splitlines()[2].endswith("| missed |") and md.splitlines()[3].endswith("| met |")
+    assert "| not recorded |" in md.splitlines()[3]
+    path = write_final_table(P, tmp_path)
+    assert md in path.read_text() and len(pd.read_csv(tmp_path / "final_table.csv")) == 2
+    assert final_table(P, tmp_path / "nothing").empty

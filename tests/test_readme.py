@@ -1,5 +1,5 @@
 """The README's smoke-preset block of "Inpainting your own photo" runs as written (parsed from README.md); its
-final table is the committed ``figures/small/final_table.md``."""
+final table is the committed ``figures/small/final_table.md``, and every value it quotes with a CI is in a committed table."""
 from __future__ import annotations
 
 import os
@@ -46,3 +46,16 @@ def test_the_readme_final_table_is_the_committed_one():
     readme = (REPO / "README.md").read_text().splitlines()
     assert rows, f"{committed} has no table"
     assert [r for r in rows if r not in readme] == [], "README.md's final table differs from figures/small/final_table.md"
+
+
+CI_NUMBER = re.compile(r"[+-]?\d+\.\d+ \[[+-]?\d+\.\d+, [+-]?\d+\.\d+\]")  # "mean [lo, hi]", as every table prints
+
+
+def test_every_readme_number_with_a_ci_is_in_a_committed_table():
+    """A README value with its CI, e.g. ``+0.14 [+0.09, +0.20]``, is quoted from a committed table (a '+' sign may
+    be added), so a number left over from an older run cannot survive a regeneration unnoticed."""
+    tables = [p for folder in ("figures", "benchmarks/results") for p in (REPO / folder).rglob("*.md")]
+    committed = "\n".join(p.read_text() for p in tables).replace("+", "")
+    quoted = set(CI_NUMBER.findall((REPO / "README.md").read_text()))
+    assert len(quoted) > 10, "README.md quotes almost no value with a CI: has the table format changed?"
+    assert sorted(q for q in quoted if q.replace("+", "") not in committed) == []

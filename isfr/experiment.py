@@ -106,6 +106,16 @@ def _kept(preset: Preset, run: str) -> str:
     return f"{run} step {step:,}" if step is not None else f"{run} (not finished)"
 
 
+def hardware_text(rec: pd.DataFrame) -> str:
+    """The ``hardware`` of a :func:`isfr.training.record.training_record`'s runs: the label alone when they share
+    it, else each label after the runs that carry it (``"stylegan, psp: A; ifr, sfr: B"``), so that a label that
+    changed between runs (it gained the SIMD level in session 10) says which runs carry which."""
+    groups = rec.groupby("hardware", sort=False)["run"].agg(list)
+    if len(groups) <= 1:
+        return "".join(groups.index)
+    return "; ".join(f"{', '.join(runs)}: {label}" for label, runs in groups.items())
+
+
 def final_table(preset: Preset, out: str | Path) -> pd.DataFrame:
     """The README's final table (issue 10's bar): the main model and, where the preset trains it, the learned
     U-Net against ``inpaint_biharmonic``, per split, PSNR and SSIM at 20-40 and 40-60 % (both means, the paired
@@ -135,7 +145,7 @@ def final_table(preset: Preset, out: str | Path) -> pd.DataFrame:
                "resolution": preset.data.resolution, "steps": steps, "checkpoints": ", ".join(_kept(preset, n) for n in scored),
                "cpu_hours": float(rec["train_hours"].sum()) if complete else float("nan"),
                "cpu_hours_by_run": " + ".join(f"{r.run} {r.train_hours:.2f}" for r in rec.itertuples()),
-               "hardware": "; ".join(dict.fromkeys(rec["hardware"])), "n": None}
+               "hardware": hardware_text(rec), "n": None}
         for m, r in FINAL_CELLS:
             g = d[d["group"] == r]
             if g.empty:

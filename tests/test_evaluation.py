@@ -338,3 +338,16 @@ def test_write_duels_writes_the_table_its_ci_and_source(eval_ds, tmp_path):
     back = pd.read_csv(tmp_path / "h2h.csv")
     assert back.loc[0, "psnr diff"] == pytest.approx(a["psnr"].mean() - b["psnr"].mean())
     assert sorted(p.name for p in tmp_path.iterdir()) == ["h2h.csv", "h2h.md"]  # no temporary file left
+
+
+def test_hardware_text_names_the_runs_of_each_label_only_when_labels_differ():
+    import pandas as pd
+
+    from isfr.experiment import hardware_text
+
+    one = pd.DataFrame({"run": ["stylegan", "psp"], "hardware": ["CPU A, 1 threads"] * 2})
+    assert hardware_text(one) == "CPU A, 1 threads"
+    two = pd.DataFrame({"run": ["stylegan", "psp", "ifr", "sfr"],
+                        "hardware": ["CPU A, 1 threads", "CPU A, 1 threads", "CPU A (AVX2), 1 threads", "CPU A (AVX2), 1 threads"]})
+    assert hardware_text(two) == "stylegan, psp: CPU A, 1 threads; ifr, sfr: CPU A (AVX2), 1 threads"
+    assert hardware_text(two.iloc[:0]) == ""

@@ -139,6 +139,7 @@ def test_figures_index_lists_files_and_finds_the_missing(tmp_path):
     assert {"fig02_stages.png", "table1_ablation.md", "table2_comparison.md", "fig10_large_holes.png"} <= set(cpu)
     assert "stage1_stylegan_losses.png" in cpu and "stage1_stylegan_losses.png" not in gpu
     assert "notebooks/06_sota_comparison.ipynb" not in indexed_outputs(True, include_notebooks=False)
+    assert sorted(f for f in set(cpu) if cpu.count(f) > 1) == [], "figures/README.md lists a file twice"
     (tmp_path / "fig02_stages.png").write_bytes(b"x")
     missing = missing_outputs(tmp_path, cpu_stage1=True)
     assert "fig02_stages.png" not in missing and "table1_ablation.md" in missing

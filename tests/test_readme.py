@@ -1,5 +1,6 @@
 """The README's smoke-preset block of "Inpainting your own photo" runs as written (parsed from README.md); its
-final table is the committed ``figures/small/final_table.md``, and every value it quotes with a CI is in a committed table."""
+final table is the committed ``figures/small/final_table.md``, its Tables 1 and 2 are those of the committed CSVs
+(``tools/readme_tables.py``), and every value it quotes with a CI is in a committed table."""
 from __future__ import annotations
 
 import os
@@ -46,6 +47,20 @@ def test_the_readme_final_table_is_the_committed_one():
     readme = (REPO / "README.md").read_text().splitlines()
     assert rows, f"{committed} has no table"
     assert [r for r in rows if r not in readme] == [], "README.md's final table differs from figures/small/final_table.md"
+
+
+def test_the_readme_tables_1_and_2_are_the_committed_ones():
+    """README.md prints Tables 1 and 2 of ``figures/small/`` as ``tools/readme_tables.py`` makes them from the CSVs."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("readme_tables", REPO / "tools" / "readme_tables.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    readme = (REPO / "README.md").read_text().splitlines()
+    folder = REPO / "figures" / "small"
+    for lines in (tool.table2_lines(folder / "table2_comparison.csv"), tool.table1_lines(folder / "table1_ablation.csv")):
+        assert len(lines) > 4
+        assert [r for r in lines if r not in readme] == [], "README.md's table differs: `python tools/readme_tables.py`"
 
 
 CI_NUMBER = re.compile(r"[+-]?\d+\.\d+ \[[+-]?\d+\.\d+, [+-]?\d+\.\d+\]")  # "mean [lo, hi]", as every table prints

@@ -4,6 +4,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 TOOLS = Path(__file__).resolve().parents[1] / "tools"
@@ -38,3 +39,25 @@ def test_copy_run_logs_copies_records_never_checkpoints(tmp_path):
     assert (dest / "sfr" / "train_log.csv").read_text().endswith("50,0.9\n")
     with pytest.raises(FileNotFoundError, match="no such runs folder"):
         tool.copy_run_logs(tmp_path / "nothing", dest)
+
+
+def test_readme_tables_print_the_csv_values_with_their_cis(tmp_path):
+    tool = _tool("readme_tables")
+    cols = {"method": ["ISFRNet", "LGNet"], "PSNR 20-40 (ours)": [26.583, None], "PSNR 20-40 (ours)_lo": [26.441, None],
+            "PSNR 20-40 (ours)_hi": [26.729, None], "L1 20-40 (ours)": [0.0184, None], "L1 20-40 (ours)_lo": [0.018, None],
+            "L1 20-40 (ours)_hi": [0.019, None]}
+    pd.DataFrame(cols).to_csv(tmp_path / "t2.csv", index=False)
+    lines = tool.table2_lines(tmp_path / "t2.csv")
+    assert lines[0].startswith("| method | PSNR 20-40 | PSNR 40-60 |")
+    ours = next(line for line in lines if line.startswith("| ISFRNet (ours) |")).split(" | ")
+    assert ours[1] == "26.58 [26.44, 26.73]" and ours[2] == "" and ours[5] == "0.018"  # L1 without its CI
+    assert "| ISFRNet (paper, 256 px) | 28.12 | 23.31 | 0.942 | 0.840 | 0.015 | 0.053 |  |  |" in lines
+    assert not any("LGNet" in line for line in lines)  # the paper-only rows of the CSV are not Table 2's README rows
+
+    t1 = {"paper method": ["ISFRNet"], "PSNR 40-60 (ours)": [21.2849], "PSNR 40-60 (ours)_lo": [21.15],
+          "PSNR 40-60 (ours)_hi": [21.41], "SSIM 40-60 (ours)": [0.7006], "SSIM 40-60 (ours)_lo": [0.69],
+          "SSIM 40-60 (ours)_hi": [0.71]}
+    pd.DataFrame(t1).to_csv(tmp_path / "t1.csv", index=False)
+    row = tool.table1_lines(tmp_path / "t1.csv")[2].split(" | ")
+    assert row[0] == "| ISFRNet" and row[2] == "13.31 (sic; 23.31 in Table 2) / 21.28 [21.15, 21.41]"
+    assert row[1] == "28.12 / " and row[4].rstrip(" |") == "0.840 / 0.701"  # SSIM without its CI

@@ -104,3 +104,13 @@ def write_alexnet_file(torch_home: Path, seed: int = 0) -> dict[str, torch.Tenso
     from isfr.backbones import ALEXNET_FILE
 
     return _write_convs(torch_home / "hub" / "checkpoints" / ALEXNET_FILE, ALEX_CONVS, seed)
+
+
+def load_tool(name: str):
+    """The module ``tools/<name>.py`` (tools/ is not a package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parents[1] / "tools" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod

@@ -51,11 +51,9 @@ def test_the_readme_final_table_is_the_committed_one():
 
 def test_the_readme_tables_1_and_2_are_the_committed_ones():
     """README.md prints Tables 1 and 2 of ``figures/small/`` as ``tools/readme_tables.py`` makes them from the CSVs."""
-    import importlib.util
+    from conftest import load_tool
 
-    spec = importlib.util.spec_from_file_location("readme_tables", REPO / "tools" / "readme_tables.py")
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = load_tool("readme_tables")
     readme = (REPO / "README.md").read_text().splitlines()
     folder = REPO / "figures" / "small"
     for lines in (tool.table2_lines(folder / "table2_comparison.csv"), tool.table1_lines(folder / "table1_ablation.csv")):

@@ -1,20 +1,9 @@
 """Scripts in tools/ that a session runs on real run folders."""
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pandas as pd
 import pytest
-
-TOOLS = Path(__file__).resolve().parents[1] / "tools"
-
-
-def _tool(name: str):
-    spec = importlib.util.spec_from_file_location(name, TOOLS / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+from conftest import load_tool as _tool
 
 
 def test_copy_run_logs_copies_records_never_checkpoints(tmp_path):

@@ -29,7 +29,7 @@ TABLE2_METRICS = (("PSNR", 2, True), ("SSIM", 3, True), ("L1", 3, False), ("ID d
 def _cell(row: pd.Series, col: str, digits: int, ci: bool) -> str:
     """``mean [lo, hi]`` (or the mean alone) of an ``(ours)`` column; empty where the CSV has no value."""
     mean = row.get(col)
-    if mean is None or pd.isna(mean):
+    if pd.isna(mean):
         return ""
     text = f"{mean:.{digits}f}"
     if ci and not pd.isna(row.get(f"{col}_lo")):

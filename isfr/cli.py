@@ -27,9 +27,9 @@ def _train(args: argparse.Namespace) -> int:
     results = train_all(preset, args.variants, args.data_root, main=not args.ablations_only,
                         progress=not args.no_progress, **kw)
     for name, r in results:
-        print(f"{name}: " + ("nothing to train (pretrained stage 1, or no U-Net in this preset)" if r is None else r if isinstance(r, str)
+        print(f"{name}: " + ("nothing to train (pretrained stage 1, or no U-Net in this preset)" if r is None
                              else f"{r.step}/{r.total_steps} steps, {r.stop_reason}"), flush=True)
-    if args.ablations_only or not all(r is None or (not isinstance(r, str) and r.finished) for _, r in results):
+    if args.ablations_only or not all(r is None or r.finished for _, r in results):
         return 0
     return _export(args)
 

@@ -486,8 +486,9 @@ def test_guess_dropout_feeds_i_i_to_e_c_for_that_share_of_samples():
         SFRStage(None, None, None, L1_ONLY, generator=Spy(), key="gen", guess="masked", guess_dropout=0.5)
 
 
-def test_train_all_leaves_a_run_another_process_holds_and_trains_the_next(tmp_path, monkeypatch):
+def test_train_all_leaves_a_run_another_process_holds_and_comes_back_for_it(tmp_path, monkeypatch, capsys):
     import fcntl
+    import threading
 
     from isfr.training.pipeline import train_all
 
@@ -496,13 +497,35 @@ def test_train_all_leaves_a_run_another_process_holds_and_trains_the_next(tmp_pa
     P = get_preset("smoke", **STEPS)
     busy = run_dir(P, stage_runs(P, "psp_sfr", "ablation")["sfr"][0])
     busy.parent.mkdir(parents=True)
-    with open(busy.parent / f".{busy.name}.lock", "a") as held:  # what fit holds while another process trains
-        fcntl.flock(held, fcntl.LOCK_EX)
-        results = dict(train_all(P, ["psp_sfr", "no_weighting"], main=False, progress=False))
-    assert results["psp_sfr@ablation"].startswith("skipped:") and "another process" in results["psp_sfr@ablation"]
-    assert not (busy / "checkpoints").exists()  # left to its holder
+    held = open(busy.parent / f".{busy.name}.lock", "a")  # what fit holds while another process trains
+    fcntl.flock(held, fcntl.LOCK_EX)
+    order = []
+    release = threading.Event()
+
+    def let_go():  # the "other process" lets go once the free job is done
+        release.wait(600)
+        order.append("released")
+        held.close()
+
+    threading.Thread(target=let_go, daemon=True).start()
+    import isfr.training.pipeline as pipeline
+
+    real = pipeline.train_variant
+
+    def spy(preset, v, *a, **kw):
+        out = real(preset, v, *a, **kw)
+        order.append(v)
+        if v == "no_weighting":
+            release.set()
+        return out
+
+    monkeypatch.setattr(pipeline, "train_variant", spy)
+    results = dict(train_all(P, ["psp_sfr", "no_weighting"], main=False, wait_s=0.05, progress=False))
+    held.close()
+    assert "psp_sfr@ablation skipped" in capsys.readouterr().out  # said once, then left to its holder
+    assert order[:2] == ["no_weighting", "released"] and order[2:] == ["psp_sfr"]  # the next job first, then back
     assert results["no_weighting/ifr@ablation"].finished and results["no_weighting/sfr@ablation"].finished
-    assert train_all(P, ["psp_sfr"], main=False, progress=False)[-1][1].finished  # free again: trained
+    assert results["psp_sfr/sfr@ablation"].finished and (busy / "done.json").is_file()
 
 
 def test_final_table_reads_the_head_to_heads_and_the_runs_it_names(trained, tmp_path):

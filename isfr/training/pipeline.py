@@ -7,6 +7,7 @@ which variant reads which run: :mod:`isfr.runs`; scoring them: :mod:`isfr.experi
 from __future__ import annotations
 
 import dataclasses
+import time
 from pathlib import Path
 from typing import Any
 
@@ -173,14 +174,16 @@ def train_variant(preset: Preset, variant: Variant | str = "full", data_root: st
 
 
 def train_all(preset: Preset, variants: list[str] | None = None, data_root: str | None = None,
-              main: bool = True, **loop_kw: Any) -> list[tuple[str, FitResult | str | None]]:
+              main: bool = True, wait_s: float = 60.0, **loop_kw: Any) -> list[tuple[str, FitResult | None]]:
     """Everything notebooks 02-05 train, in order: stage 1, the main model and the learned U-Net baseline
     (``main=False`` skips both), then the Table 1 variants at the ablation budget. Returns ``(name, result)``
-    per run: a :class:`FitResult`, None where nothing is trained (a pretrained stage 1), or the reason a job
-    was skipped: a run another process holds (:class:`RunBusyError`) is left to it and the next job taken, so
-    two processes (one per core) share the list without planning. Resumable: call again after a time-budget
-    stop, a killed session or a skip."""
-    done: list[tuple[str, FitResult | str | None]] = []
+    per run: a :class:`FitResult`, or None where nothing is trained (a pretrained stage 1). A run another
+    process holds (:class:`RunBusyError`) is left to it, with a printed line, and the next job taken, so two
+    processes (one per core) share the list without planning; once the list is through, the skipped jobs are
+    tried again every ``wait_s`` seconds until none is held: one the other process finished is then loaded,
+    one it left or died on (the lock goes with the process) is trained here. Resumable: call again
+    after a time-budget stop or a killed session."""
+    done: list[tuple[str, FitResult | None]] = []
     preset = with_data_root(preset, data_root)
     for name, fn in (("stylegan", train_stylegan), ("psp", train_psp)):
         r = fn(preset, data_root, **loop_kw)  # a busy stage 1 stops everything: every later run reads it
@@ -188,15 +191,24 @@ def train_all(preset: Preset, variants: list[str] | None = None, data_root: str 
         if r is not None and not r.finished:
             return done
     jobs = [("full", "main"), ("unet", "main")] * main + [(v, "ablation") for v in (variants or ablation_variants(preset))]
-    for v, budget in jobs:
-        try:
-            results = ({"unet": train_unet(preset, **loop_kw)} if v == "unet"
-                       else train_variant(preset, v, data_root, budget=budget, **loop_kw))
-        except RunBusyError as err:
-            done.append((v if v == "unet" else f"{v}@{budget}", f"skipped: {err}"))
-            continue
-        for kind, r in results.items():
-            done.append((kind if v == "unet" else f"{v}/{kind}@{budget}", r))
-            if r is not None and not r.finished:
-                return done
+    reported: set[tuple[str, str]] = set()
+    while jobs:
+        busy = []
+        for v, budget in jobs:
+            try:
+                results = ({"unet": train_unet(preset, **loop_kw)} if v == "unet"
+                           else train_variant(preset, v, data_root, budget=budget, **loop_kw))
+            except RunBusyError as err:
+                if (v, budget) not in reported:  # said once, not at every retry
+                    reported.add((v, budget))
+                    print(f"train_all: {v}@{budget} skipped: {err}; tried again once the list is through", flush=True)
+                busy.append((v, budget))
+                continue
+            for kind, r in results.items():
+                done.append((kind if v == "unet" else f"{v}/{kind}@{budget}", r))
+                if r is not None and not r.finished:
+                    return done
+        if busy:
+            time.sleep(wait_s)
+        jobs = busy
     return done

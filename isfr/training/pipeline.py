@@ -191,7 +191,7 @@ def train_all(preset: Preset, variants: list[str] | None = None, data_root: str 
         if r is not None and not r.finished:
             return done
     jobs = [("full", "main"), ("unet", "main")] * main + [(v, "ablation") for v in (variants or ablation_variants(preset))]
-    reported: set[tuple[str, str]] = set()
+    first_pass = True
     while jobs:
         busy = []
         for v, budget in jobs:
@@ -199,8 +199,7 @@ def train_all(preset: Preset, variants: list[str] | None = None, data_root: str 
                 results = ({"unet": train_unet(preset, **loop_kw)} if v == "unet"
                            else train_variant(preset, v, data_root, budget=budget, **loop_kw))
             except RunBusyError as err:
-                if (v, budget) not in reported:  # said once, not at every retry
-                    reported.add((v, budget))
+                if first_pass:  # said once; later passes retry only these
                     print(f"train_all: {v}@{budget} skipped: {err}; tried again once the list is through", flush=True)
                 busy.append((v, budget))
                 continue
@@ -210,5 +209,5 @@ def train_all(preset: Preset, variants: list[str] | None = None, data_root: str 
                     return done
         if busy:
             time.sleep(wait_s)
-        jobs = busy
+        jobs, first_pass = busy, False
     return done

@@ -25,7 +25,7 @@ def _train(args: argparse.Namespace) -> int:
     preset = get_preset(args.preset, seed=args.seed, **parse_overrides(args.set))
     kw = {"time_budget_s": args.time_budget_min * 60} if args.time_budget_min else {}
     results = train_all(preset, args.variants, args.data_root, main=not args.ablations_only,
-                        progress=not args.no_progress, **kw)
+                        main_only=args.main_only, progress=not args.no_progress, **kw)
     for name, r in results:
         print(f"{name}: " + ("nothing to train (pretrained stage 1, or no U-Net in this preset)" if r is None
                              else f"{r.step}/{r.total_steps} steps, {r.stop_reason}"), flush=True)
@@ -131,6 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--set", action="append", metavar="FIELD=VALUE", help="override a preset field, e.g. sfr.weighting=none")
     t.add_argument("--ablations-only", action="store_true",
                    help="skip the main model: run the Table 1 variants beside a main-model process (one per core)")
+    t.add_argument("--main-only", action="store_true",
+                   help="train stages 1-3 of the main model, export it, and nothing else (no U-Net, no Table 1 rows)")
     t.add_argument("--no-progress", action="store_true")
     t.set_defaults(func=_train)
     x = sub.add_parser("export", help="write a trained preset's full model to one file for `isfr inpaint`")

@@ -174,9 +174,11 @@ def train_variant(preset: Preset, variant: Variant | str = "full", data_root: st
 
 
 def train_all(preset: Preset, variants: list[str] | None = None, data_root: str | None = None,
-              main: bool = True, wait_s: float = 60.0, **loop_kw: Any) -> list[tuple[str, FitResult | None]]:
+              main: bool = True, wait_s: float = 60.0, main_only: bool = False,
+              **loop_kw: Any) -> list[tuple[str, FitResult | None]]:
     """Everything notebooks 02-05 train, in order: stage 1, the main model and the learned U-Net baseline
-    (``main=False`` skips both), then the Table 1 variants at the ablation budget. Returns ``(name, result)``
+    (``main=False`` skips both), then the Table 1 variants at the ablation budget; ``main_only=True`` stops
+    after the main model (stages 1-3), the model ``isfr inpaint`` uses. Returns ``(name, result)``
     per run: a :class:`FitResult`, or None where nothing is trained (a pretrained stage 1). A run another
     process holds (:class:`RunBusyError`) is left to it, with a printed line, and the next job taken, so two
     processes (one per core) share the list without planning; once the list is through, the skipped jobs are
@@ -190,7 +192,10 @@ def train_all(preset: Preset, variants: list[str] | None = None, data_root: str 
         done.append((name, r))
         if r is not None and not r.finished:
             return done
-    jobs = [("full", "main"), ("unet", "main")] * main + [(v, "ablation") for v in (variants or ablation_variants(preset))]
+    if main_only:
+        jobs = [("full", "main")]
+    else:
+        jobs = [("full", "main"), ("unet", "main")] * main + [(v, "ablation") for v in (variants or ablation_variants(preset))]
     first_pass = True
     while jobs:
         busy = []

@@ -6,8 +6,8 @@ go to ``DEST/<run>/``; ``--extra`` files (the training processes' own output, e.
 ``DEST/``. Each file is written atomically; rerun it to refresh a snapshot of runs still in flight.
 
 Usage: ``python tools/copy_run_logs.py RUNS DEST [--extra FILE ...]``, e.g.
-``python tools/copy_run_logs.py /root/isfr_runs/small/celeba-cb8b8849 figures/small/training_logs/retrain
---extra /root/isfr_runs/main_chain.log /root/isfr_runs/unet.log``.
+``python tools/copy_run_logs.py "$ISFR_RUNS_DIR/small/celeba-cb8b8849" figures/small/training_logs
+--extra "$ISFR_RUNS_DIR/main_chain.log" "$ISFR_RUNS_DIR/unet.log"``.
 """
 from __future__ import annotations
 

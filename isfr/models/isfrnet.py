@@ -123,12 +123,17 @@ class ISFRNet(nn.Module):
         return {"input": masked, "stage1": i_c, **self.refine(masked, mask, i_c)}
 
     # ---- one file for the whole pipeline -------------------------------------------------------
-    def save(self, path: str | Path, **extra: Any) -> None:
-        """Write config, state dict and the git commit to ``path`` atomically."""
+    def save(self, path: str | Path, stored_dtype: torch.dtype | None = None, **extra: Any) -> None:
+        """Write config, state dict and the git commit to ``path`` atomically; ``stored_dtype`` (e.g.
+        ``torch.float16``, half the file) stores the floating tensors in that type, cast back on load."""
         from isfr.utils import atomic_torch_save, git_commit
 
+        state = self.state_dict()
+        if stored_dtype is not None:
+            state = {k: v.to(stored_dtype) if v.is_floating_point() else v for k, v in state.items()}
+            extra["stored_dtype"] = str(stored_dtype).removeprefix("torch.")
         payload = {"format": FORMAT, "config": dataclasses.asdict(self.cfg), "commit": git_commit(),
-                   "state_dict": self.state_dict(), **extra}
+                   "state_dict": state, **extra}
         atomic_torch_save(payload, path)
 
     @classmethod
@@ -141,7 +146,7 @@ class ISFRNet(nn.Module):
         cfg.psp.checkpoint = None  # the weights come from this file, not from the pSp release
         model = cls(cfg)
         check_state_dict(model, ckpt["state_dict"], str(path), "the file records its own config; was it edited?")
-        model.load_state_dict(ckpt["state_dict"])
+        model.load_state_dict(ckpt["state_dict"])  # a file stored in fp16 is cast to the model's fp32 here
         model.commit = ckpt.get("commit", "unknown")
         # how its training faces were framed (isfr.data preprocess), for aligning a user's photo the same way
         model.preprocess = ((ckpt.get("preset_config") or {}).get("data") or {}).get("preprocess", "center_crop")

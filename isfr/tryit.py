@@ -355,6 +355,22 @@ def metrics_table(result: TryResult) -> pd.DataFrame:
 
 
 # ---------------------------------------------------------------- one call for the notebook
+def default_checkpoint(preset: Any) -> Path:
+    """Notebook 07's model when its ``checkpoint`` parameter is empty: the shipped model
+    (:func:`isfr.shipped.shipped_model_path`) for the ``small`` preset as defined, else the preset's own export
+    (:func:`isfr.trained.export_path`, written by notebook 04)."""
+    from isfr.runs import preset_overrides
+    from isfr.shipped import shipped_model_path
+    from isfr.trained import export_path
+
+    if preset.name == "small" and not {k for k in preset_overrides(preset) if k != "data.root"}:
+        try:
+            return shipped_model_path()
+        except FileNotFoundError:
+            pass  # not shipped with this copy: the preset's own export, if notebook 04 wrote one
+    return export_path(preset)
+
+
 def load(checkpoint: str | os.PathLike, device: str | None = None) -> tuple[torch.nn.Module, dict[str, Any]]:
     """The exported model (:func:`isfr.inpaint.load_model`) and what its file records."""
     from isfr.inpaint import checkpoint_info, load_model

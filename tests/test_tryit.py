@@ -216,3 +216,23 @@ def test_widget_turns_mouse_events_into_a_run(monkeypatch, model):
     ui["clear"].click()
     ui["mask"].value = "paint"
     assert ui["current_mask"]().sum() == 0
+
+
+def test_notebook_07_defaults_to_the_shipped_model_at_small(tmp_path, monkeypatch):
+    import isfr.shipped as shipped
+    from isfr.config import get_preset
+    from isfr.trained import export_path
+    from isfr.tryit import default_checkpoint
+
+    f = tmp_path / "isfrnet_small.pt"
+    f.write_bytes(b"stand-in bytes")
+    monkeypatch.setenv("ISFR_WEIGHTS", str(f))
+    monkeypatch.setattr(shipped, "SHIPPED_SHA256", shipped.sha256_of(f))
+    monkeypatch.setenv("ISFR_RUNS_DIR", str(tmp_path / "runs"))
+    assert default_checkpoint(get_preset("small")) == f
+    assert default_checkpoint(get_preset("smoke")) == export_path(get_preset("smoke"))
+    custom = get_preset("small", **{"sfr.weighting": "none"})  # another model than the shipped one
+    assert default_checkpoint(custom) == export_path(custom)
+    monkeypatch.setattr(shipped, "SHIPPED_SHA256", "0" * 64)  # a damaged file is an error, not a silent fallback
+    with pytest.raises(ValueError, match="sha256"):
+        default_checkpoint(get_preset("small"))

@@ -3,7 +3,9 @@
 :func:`evaluate` runs one method over an evaluation set and returns per-image rows under
 :data:`isfr.metrics.PROTOCOL`; :func:`summarise` gives per-bucket means with percentile-bootstrap
 CIs over images; :func:`table1` / :func:`table2` place Table 1 / Table 2 of the paper beside our
-summaries; :func:`to_markdown` renders any of them (no ``tabulate`` needed), footer included.
+summaries; :func:`to_markdown` renders any of them (no ``tabulate`` needed), footer included;
+:func:`write_table` writes every table the notebooks keep, as ``<stem>.csv`` and ``<stem>.md``, and
+:func:`read_table` reads such a CSV back with the types it was written with.
 
 Provenance: measured rows carry ``source = "measured here (<preset>, <res> px, <data>, <steps>,
 <hardware>, commit <hash>)"`` (:func:`provenance`); the paper's numbers carry
@@ -17,6 +19,7 @@ from __future__ import annotations
 import gzip
 import math
 import os
+import re
 import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -39,6 +42,13 @@ PSP_COMPOSITE, PSP_RAW = "pSp (composited)", "pSp (raw)"  # Table 2's pSp row, s
 RAW_NOTE = ("Rows with composited = no skip the compositing step of the protocol: the method's raw output "
             "is quantised and compared with the ground truth over the whole frame.")
 _HIGHER_IS_BETTER = {"psnr": True, "ssim": True, "l1": False, "lpips": False, "id_dist": False}
+NO_METRIC_MODELS = "LPIPS and identity not computed (metric_models=None)."  # evaluate's note without metric models
+
+
+def ci_text(ci: float = 0.95, n_boot: int = 1000, seed: int = 0, what: str = "over images") -> str:
+    """What a bootstrap CI is, as the tables print it: ``"95% percentile bootstrap CI over images (1000
+    resamples, seed 0)"`` (:func:`summarise`; ``what="of the paired difference"`` for :func:`head_to_head`)."""
+    return f"{ci:.0%} percentile bootstrap CI {what} ({n_boot} resamples, seed {seed})"
 
 
 # ---------------------------------------------------------------- provenance
@@ -126,7 +136,7 @@ def evaluate(
     ``source`` defaults to :func:`provenance` with what is known here. The protocol text (with the
     metric models' notes) is stored in ``df.attrs["protocol"]``; ``csv_path`` writes the rows atomically.
     """
-    models = metric_models or MetricModels(notes=["LPIPS and identity not computed (metric_models=None)."])
+    models = metric_models or MetricModels(notes=[NO_METRIC_MODELS])
     total = None
     if hasattr(dataset, "__len__"):
         total = math.ceil(len(dataset) / batch_size)  # type: ignore[arg-type]
@@ -188,6 +198,57 @@ def read_csv(path: str | os.PathLike) -> pd.DataFrame:
                      compression="gzip" if path.name.endswith(".gz") else None)
     df["paper_range"] = df["paper_range"].fillna("")
     return df
+
+
+_INT = re.compile(r"-?(?:0|[1-9][0-9]*)")  # how to_csv writes an integer (a float always has '.', 'e', 'inf' or 'nan')
+
+
+def _typed(cells: pd.Series) -> pd.Series:
+    """One CSV column of text back to the type :func:`write_csv` wrote: integers (nullable ``Int64``),
+    booleans, floats (exactly: ``float`` reads ``repr`` back), else text; an empty cell is missing."""
+    given = cells[cells != ""]
+    if given.empty:
+        return pd.Series(math.nan, index=cells.index, dtype=float)
+    if given.isin(["True", "False"]).all():
+        return cells.map({"True": True, "False": False, "": None}).astype(object if len(given) < len(cells) else bool)
+    if given.map(lambda v: _INT.fullmatch(v) is not None).all():
+        return pd.Series([int(v) if v else pd.NA for v in cells], index=cells.index, dtype="Int64")
+    try:
+        return cells.map(lambda v: float(v) if v else math.nan).astype(float)
+    except ValueError:
+        return cells.map(lambda v: v if v else None).astype(object)
+
+
+def read_table(path: str | os.PathLike) -> pd.DataFrame:
+    """A table written by :func:`write_table` / :func:`write_csv`, each column with the type it was written
+    with (counts with missing cells stay integers, ``True`` / ``False`` stay booleans, floats are read
+    exactly), so that :func:`to_markdown` renders it as it rendered the table that was written.
+    ``attrs`` (a footer, a CI) are not in a CSV: set them again where the Markdown needs them
+    (:func:`comparison_footer`, :func:`ci_text`)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: table not found; the notebook that writes it (write_table) makes it")
+    raw = pd.read_csv(path, dtype=str, keep_default_na=False, compression="gzip" if path.name.endswith(".gz") else None)
+    return pd.DataFrame({c: _typed(raw[c]) for c in raw.columns}, index=raw.index)
+
+
+def write_table(table: pd.DataFrame, stem: str | os.PathLike, *, heading: str | None = None,
+                notes: Sequence[str] = (), columns: Sequence[str] | None = None, markdown: str | None = None) -> Path:
+    """Write ``table`` as ``<stem>.csv`` (:func:`write_csv`, every column) and ``<stem>.md``, each atomically;
+    returns the ``.md`` path. The Markdown holds ``heading``, the table and ``notes`` (one line each), a blank
+    line apart; the table is :func:`to_markdown` of ``columns`` (default all; its ``attrs["footer"]`` under it),
+    or ``markdown`` where the caller renders it (:func:`isfr.experiment.write_final_table`). The one writer of
+    the tables notebooks 04-06 keep in ``figures/<preset>/``."""
+    stem = Path(stem)
+    if markdown is None:
+        shown = table if columns is None else table[list(columns)]
+        shown.attrs = dict(table.attrs)
+        markdown = to_markdown(shown)
+    text = "\n\n".join(block for block in (heading, markdown, "\n".join(notes)) if block) + "\n"
+    md = stem.with_name(stem.name + ".md")
+    write_csv(table, stem.with_name(stem.name + ".csv"))
+    atomic_write_text(text, md)
+    return md
 
 
 # ---------------------------------------------------------------- summaries with bootstrap CIs
@@ -270,7 +331,7 @@ def summarise(
             rows.append(row)
     out = pd.DataFrame(rows)
     out.attrs.update(df.attrs)
-    out.attrs["ci"] = f"{ci:.0%} percentile bootstrap CI over images ({n_boot} resamples, seed {seed})"
+    out.attrs["ci"] = ci_text(ci, n_boot, seed)
     return out
 
 
@@ -306,6 +367,19 @@ def seed_spread(
     return pd.DataFrame(rows)
 
 
+def write_seed_spread(spread: pd.DataFrame, stem: str | os.PathLike, what: str = "Full model (ablation budget)") -> Path:
+    """Write a :func:`seed_spread` table (:func:`write_table`): a line saying which seeds ``what`` was trained
+    with (or that one seed gives no spread), the columns that hold a value (metrics not scored are left out
+    of the Markdown, not of the CSV), then the sources."""
+    if spread["n_seeds"].max() > 1:
+        heading = (f"{what} trained with seeds {spread['seeds'].iloc[0]}; mean and std (ddof=1) of the per-seed "
+                   "means.")
+    else:
+        heading = "One training seed at this preset's budget (schedule.spread_seeds is empty): no spread."
+    shown = [c for c in spread.columns if c != "source" and not spread[c].isna().all()]
+    return write_table(spread, stem, heading=heading, columns=shown, notes=[f"Sources: {spread['source'].iloc[0]}"])
+
+
 def head_to_head(
     df: pd.DataFrame, ours: str, baseline: str, groups: Sequence[str] = ("20-40", "40-60", "all"),
     metrics: Sequence[str] = ("psnr", "ssim"), ci: float = 0.95, n_boot: int = 1000, seed: int = 0,
@@ -339,7 +413,7 @@ def head_to_head(
                         f"{m} better": bool(sign * (lo if sign > 0 else hi) > 0)})
         rows.append(row)
     out = pd.DataFrame(rows)
-    out.attrs["ci"] = f"{ci:.0%} percentile bootstrap CI of the paired difference ({n_boot} resamples, seed {seed})"
+    out.attrs["ci"] = ci_text(ci, n_boot, seed, "of the paired difference")
     return out
 
 
@@ -363,13 +437,9 @@ def write_duels(table: pd.DataFrame, stem: str | os.PathLike, heading: str, sour
                 diff: str = "ours - baseline", protocol: str = "") -> Path:
     """Write a :func:`head_to_head` / :func:`duels` table as ``<stem>.csv`` and ``<stem>.md`` (``heading``, the
     table, what ``diff`` means with its CI, ``Source: <source>.``, then ``protocol``), each atomically;
-    returns the ``.md`` path."""
-    stem = Path(stem)
-    write_csv(table, stem.with_suffix(".csv"))
-    md = (f"{heading}\n\n{to_markdown(table)}\n\nValues: means; diff = {diff} [{table.attrs.get('ci', '')}].\n"
-          f"Source: {source}.\n" + (f"{protocol}\n" if protocol else ""))
-    atomic_write_text(md, stem.with_suffix(".md"))
-    return stem.with_suffix(".md")
+    returns the ``.md`` path (:func:`write_table`)."""
+    notes = [f"Values: means; diff = {diff} [{table.attrs.get('ci', '')}].", f"Source: {source}."]
+    return write_table(table, stem, heading=heading, notes=notes + ([protocol] if protocol else []))
 
 
 # ---------------------------------------------------------------- paper vs ours
@@ -425,29 +495,41 @@ def _compare(
     out = pd.DataFrame(rows).reindex(columns=order)
     for r in ranges:
         out[f"n {r}"] = out[f"n {r}"].astype("Int64")
-    # footer: where each kind of number comes from, the CI, flags, the protocol
-    lines = [f"(paper) columns: {P.REPORTED} ({table_name}, values as printed)."]
-    for pm, text in flags.items():
-        if pm in paper:
-            lines.append(f"Note on {table_name}, {pm}: {text}")
-    srcs = [s for s in pd.unique(out["source"].dropna()) if s != P.REPORTED]
-    for s in srcs:
-        lines.append(f"(ours) columns, rows with source = {s}.")
-    if not srcs:
-        lines.append("(ours) columns: nothing measured yet.")
-    if summ is not None:
-        lines.append("(ours) values: mean over images [" + summ.attrs.get("ci", f"{ci:.0%} bootstrap CI") + "].")
-        if (out["composited"] == "no").any():
-            lines.append(RAW_NOTE)
-    prot = protocol or (summ.attrs.get("protocol") if summ is not None else None) or PROTOCOL
-    lines.append(prot)
-    out.attrs["footer"] = "\n".join(lines)
+    out.attrs["footer"] = comparison_footer(
+        out, table_name, flags={pm: text for pm, text in flags.items() if pm in paper},
+        ci_label=summ.attrs.get("ci", f"{ci:.0%} bootstrap CI") if summ is not None else None,
+        protocol=protocol or (summ.attrs.get("protocol") if summ is not None else None))
     out.attrs["title"] = table_name
     return out
 
 
+def comparison_footer(table: pd.DataFrame, table_name: str, *, flags: Mapping[str, str] | None = None,
+                      ci_label: str | None = None, protocol: str | None = None) -> str:
+    """The footer :func:`table1` / :func:`table2` keep in ``attrs["footer"]``, from the table's own
+    ``source`` and ``composited`` columns, so that a table read back from its CSV (:func:`read_table`) gets
+    it again: where the ``(paper)`` numbers come from, ``flags`` (default: :data:`FLAGS` of ``table_name``),
+    one line per measured source, the CI (``ci_label``, e.g. :func:`ci_text`; None when nothing was measured,
+    which also drops the note on raw rows) and ``protocol`` (default :data:`isfr.metrics.PROTOCOL`; the
+    metric models' notes follow it, as :meth:`isfr.metrics.MetricModels.protocol_text` gives them)."""
+    lines = [f"(paper) columns: {P.REPORTED} ({table_name}, values as printed)."]
+    for pm, text in (FLAGS.get(table_name, {}) if flags is None else flags).items():
+        lines.append(f"Note on {table_name}, {pm}: {text}")
+    srcs = [s for s in pd.unique(table["source"].dropna()) if s != P.REPORTED]
+    lines += [f"(ours) columns, rows with source = {s}." for s in srcs] or ["(ours) columns: nothing measured yet."]
+    if ci_label is not None:
+        lines.append(f"(ours) values: mean over images [{ci_label}].")
+        if (table["composited"] == "no").any():
+            lines.append(RAW_NOTE)
+    lines.append(protocol or PROTOCOL)
+    return "\n".join(lines)
+
+
 _TABLE1_FLAGS = {"ISFRNet": "PSNR 40-60 is 13.31 dB as printed; Table 2 and the abstract give 23.31 dB "
                              "(isfr.paper_numbers.INCONSISTENCIES)."}
+_TABLE2_FLAGS = {"pSp": "the paper does not say whether pSp's output was composited; we score it both ways "
+                        f"({PSP_COMPOSITE!r}, {PSP_RAW!r})."}
+#: the notes under each table on the paper's own values (:func:`comparison_footer`)
+FLAGS: dict[str, dict[str, str]] = {"Table 1": _TABLE1_FLAGS, "Table 2": _TABLE2_FLAGS}
 
 
 def table1(
@@ -489,9 +571,7 @@ def table2(
     """
     mapping: dict[str, str | Sequence[str]] = {"pSp": [PSP_COMPOSITE, PSP_RAW, "pSp", "pSp (composite)"]}
     mapping.update(methods or {})
-    flags = {"pSp": "the paper does not say whether pSp's output was composited; we score it both ways "
-                    f"({PSP_COMPOSITE!r}, {PSP_RAW!r})."}
-    return _compare(P.TABLE2, "Table 2", measured, mapping, tuple(metrics), ci, n_boot, seed, protocol, flags)
+    return _compare(P.TABLE2, "Table 2", measured, mapping, tuple(metrics), ci, n_boot, seed, protocol, _TABLE2_FLAGS)
 
 
 # ---------------------------------------------------------------- markdown
@@ -581,3 +661,9 @@ def ranking_agreement(table: pd.DataFrame, metric: str = "PSNR", rng: str = "20-
     verdict = "follows" if paper_order == ours_order else "does not follow"
     return (f"{metric} {rng}: our order ({' > '.join(ours_order)}) {verdict} the paper's "
             f"({' > '.join(paper_order)}).")
+
+
+def agreement_notes(table: pd.DataFrame, metrics: Sequence[str] = ("PSNR", "SSIM"),
+                    ranges: Sequence[str] = P.RANGES) -> list[str]:
+    """:func:`ranking_agreement` for each metric and range, as the list written under Tables 1-2."""
+    return [f"- {ranking_agreement(table, m, r)}" for m in metrics for r in ranges]

@@ -10,7 +10,7 @@ import pandas as pd
 
 from isfr.baselines import isfrnet_method
 from isfr.config import Preset, get_preset
-from isfr.evaluation import evaluate, write_csv
+from isfr.evaluation import evaluate, write_table
 from isfr.runs import (UNET_ROW, VARIANTS, Budget, Variant, ablation_variants, as_variant, best_checkpoint, data_tag,
                        kept_step, preset_overrides, provenance, run_dir, stage1_runs, stage_runs, steps_text,
                        unet_steps_text, with_data_root)
@@ -18,7 +18,6 @@ from isfr.trained import trained_model
 from isfr.training.pipeline import train_psp, train_stylegan, train_variant
 from isfr.training.record import run_summary
 from isfr.training.record import training_record as record
-from isfr.utils import atomic_write_text
 
 
 def training_record(preset: Preset, variants: list[str] | None = None) -> pd.DataFrame:
@@ -109,7 +108,7 @@ def _kept(preset: Preset, run: str) -> str:
 def hardware_text(rec: pd.DataFrame) -> str:
     """The ``hardware`` of a :func:`isfr.training.record.training_record`'s runs: the label alone when they share
     it, else each label after the runs that carry it (``"stylegan, psp: A; ifr, sfr: B"``), so that a label that
-    changed between runs (it gained the SIMD level in session 10) says which runs carry which."""
+    changed between runs (it names the SIMD level from 2026-12-04, commit 53a4799, on) says which runs carry which."""
     groups = rec.groupby("hardware", sort=False)["run"].agg(list)
     if len(groups) <= 1:
         return "".join(groups.index)
@@ -117,7 +116,7 @@ def hardware_text(rec: pd.DataFrame) -> str:
 
 
 def final_table(preset: Preset, out: str | Path) -> pd.DataFrame:
-    """The README's final table (issue 10's bar): the main model and, where the preset trains it, the learned
+    """The README's final table: the main model and, where the preset trains it, the learned
     U-Net against ``inpaint_biharmonic``, per split, PSNR and SSIM at 20-40 and 40-60 % (both means, the paired
     difference and its 95 % CI), from the head-to-head files in ``out`` (:data:`FINAL_SOURCES`; a missing file
     leaves its rows out), with preset, data (:func:`isfr.runs.data_tag`), resolution, the steps and checkpoints
@@ -179,16 +178,15 @@ def final_table_markdown(table: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def write_final_table(preset: Preset, out: str | Path) -> Path:
-    """:func:`final_table` as ``final_table.csv`` and ``final_table.md`` in ``out`` (each atomically); returns
-    the ``.md`` path."""
+def write_final_table(preset: Preset, out: str | Path, table: pd.DataFrame | None = None) -> Path:
+    """:func:`final_table` (or ``table``, e.g. one read back with :func:`isfr.evaluation.read_table`) as
+    ``final_table.csv`` and ``final_table.md`` in ``out`` (:func:`isfr.evaluation.write_table`); returns the
+    ``.md`` path."""
     out = Path(out)
-    table = final_table(preset, out)
-    write_csv(table, out / "final_table.csv")
+    table = final_table(preset, out) if table is None else table
     sources = ", ".join(f"`{f}`" for files in FINAL_SOURCES.values() for f in files if (out / f).is_file())
-    md = (f"The final table of preset {preset.name!r}: each model against `inpaint_biharmonic`, means and the paired "
-          f"difference [95 % bootstrap CI], composited, uint8, whole split\n\n{final_table_markdown(table)}\n\n"
-          f"From {sources or 'no head-to-head file yet'}; CPU-hours: `train_hours` of each run folder (one torch "
-          f"thread per process), summed over the runs named.\n")
-    atomic_write_text(md, out / "final_table.md")
-    return out / "final_table.md"
+    heading = (f"The final table of preset {preset.name!r}: each model against `inpaint_biharmonic`, means and the "
+               "paired difference [95 % bootstrap CI], composited, uint8, whole split")
+    note = (f"From {sources or 'no head-to-head file yet'}; CPU-hours: `train_hours` of each run folder (one torch "
+            "thread per process), summed over the runs named.")
+    return write_table(table, out / "final_table", heading=heading, markdown=final_table_markdown(table), notes=[note])

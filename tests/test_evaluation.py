@@ -245,6 +245,22 @@ def test_table1_flags_typo_and_accepts_summary():
     assert mine.loc[mine["method"] == "full", "PSNR 40-60 (paper)"].iloc[0] == 13.31
 
 
+def test_a_table_read_back_from_its_csv_writes_the_same_markdown(tmp_path):
+    """write_table -> read_table -> comparison_footer gives the Table 2 the notebook wrote (raw pSp rows, paper-only
+    rows with empty counts): how tests/test_tables.py checks the committed tables."""
+    t = E.table2(_measured(), n_boot=50, protocol="Protocol: p\nnote on the metric models")
+    first = E.write_table(t, tmp_path / "a", notes=E.agreement_notes(t, ("PSNR", "L1"))).read_bytes()
+    back = E.read_table(tmp_path / "a.csv")
+    assert str(back["n 20-40"].dtype) == "Int64" and back["n 20-40"].isna().any()
+    back.attrs["footer"] = E.comparison_footer(back, "Table 2", ci_label=E.ci_text(n_boot=50),
+                                               protocol="Protocol: p\nnote on the metric models")
+    assert back.attrs["footer"] == t.attrs["footer"]
+    again = E.write_table(back, tmp_path / "b", notes=E.agreement_notes(back, ("PSNR", "L1"))).read_bytes()
+    assert again == first and (tmp_path / "a.csv").read_bytes() == (tmp_path / "b.csv").read_bytes()
+    assert b"(ours) values: mean over images [95% percentile bootstrap CI over images (50 resamples, seed 0)]" in first
+    assert E.comparison_footer(back, "Table 2").count("Note on Table 2, pSp") == 1  # FLAGS by the table's name
+
+
 def test_to_markdown_shape_and_ci_cells():
     t = E.table2(_measured(), n_boot=50)
     md = E.to_markdown(t, footer=False)

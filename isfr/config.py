@@ -15,8 +15,11 @@ their section or equation; everything else is marked "ours".
 from __future__ import annotations
 
 import dataclasses
+import types
+import typing
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from functools import lru_cache
+from typing import Any, Literal, Union
 
 from .data import DataConfig
 from .losses import LossConfig, PSPLossConfig
@@ -111,17 +114,18 @@ def _small() -> Preset:
         disc=DiscriminatorConfig(ndf=32, img_size=r),
         loss=LossConfig(lambda4_perceptual=0.0, lambda5_style=0.0),  # eqs. 7-8 need ImageNet VGG: not here
         schedule=ScheduleConfig(
-            # SFR 12,000 steps (session 10; 9,000 in session 9, 6,000 in the session-6 freeze, which missed the bar on
-            # val): per step the SFR's val score tracks the U-Net's (28.06 vs 28.05 at step 8,000), and the bar needs
-            # about +0.5 dB over biharmonic on val, which the U-Net's curve puts past step 9,000 (README, "The small
-            # recipe"; figures/small/RUN.md, session 10)
+            # SFR 12,000 steps (2026-12-04, commit ed818fb; 9,000 on 2026-12-02, commit 1b90924; 6,000 in the recipe
+            # freeze of 2026-12-01, commit d5c2f8e, which missed the bar on val): per step the SFR's val score tracks
+            # the U-Net's (28.06 vs 28.05 at step 8,000), and the bar needs about +0.5 dB over biharmonic on val, which
+            # the U-Net's curve puts past step 9,000 (README, "The small recipe"; figures/small/RUN.md)
             batch_size=16, stylegan_steps=3_000, psp_steps=1_500, ifr_steps=3_000, sfr_steps=12_000,
             sfr_lr=1e-3, sfr_lr_decay=(10_000, 0.1), sfr_guess_dropout=0.5,
             ablation_ifr_steps=1_500, ablation_sfr_steps=1_000,
-            # = the retrained main model's stages 1-3 on the AVX2 machine (session 11, fp32): StyleGAN2 2.60 + pSp 0.44
-            # + IFR 1.42 CPU-h logged, SFR 12,000 x 1.8 s ~ 6.0 projected, ~10.5 in all; the U-Net had 3.84 h in its
-            # first 10,625 steps and runs 0.85 s per step beside the SFR: 10,625 + 6.6 h / 0.85 s ~ 38,700 -> 39,000
-            # (29,700 in the session-6 freeze: that main model's 4.08 CPU-h at 0.494 s per step on the first machine)
+            # = the retrained main model's stages 1-3 on an AMD EPYC with AVX2 and no hardware bf16 (fp32; set on
+            # 2026-12-04, commit 70f5ac0): StyleGAN2 2.60 + pSp 0.44 + IFR 1.42 CPU-h logged, SFR 12,000 x 1.8 s ~ 6.0
+            # projected, ~10.5 in all; the U-Net had 3.84 h in its first 10,625 steps and runs 0.85 s per step beside
+            # the SFR: 10,625 + 6.6 h / 0.85 s ~ 38,700 -> 39,000 (29,700 in the freeze of commit d5c2f8e: that main
+            # model's 4.08 CPU-h at 0.494 s per step on an AMD EPYC with hardware bf16)
             unet_steps=39_000,
             amp="auto", log_every=25, ckpt_every=250, val_every=500, val_images=40, test_images=None, num_workers=0,
         ),
@@ -170,13 +174,83 @@ def parse_overrides(items: list[str] | None) -> dict[str, Any]:
     return out
 
 
+class PresetFieldError(KeyError, ValueError):
+    """An override naming no preset field, or a value its field does not take (one line: the field and the
+    valid choices). A ``KeyError`` for callers that look fields up, a ``ValueError`` for the command line."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+@lru_cache(maxsize=None)
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def describe_type(hint: Any) -> str:
+    """``int | None``, ``one of 'a', 'b'``, ``tuple[int, ...]``: a field's type as the error message says it."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in args)
+    if origin in (Union, types.UnionType):
+        return " | ".join(describe_type(a) for a in args)
+    if hint is type(None):
+        return "None"
+    if origin is tuple:
+        return f"tuple[{', '.join('...' if a is Ellipsis else describe_type(a) for a in args)}]"
+    return getattr(hint, "__name__", str(hint))
+
+
+def fits(value: Any, hint: Any) -> bool:
+    """Whether ``value`` is one a field annotated ``hint`` takes (``Literal`` choices, unions, ``int`` / ``float``
+    / ``bool`` / ``str``, tuples (a list is taken for a tuple), dataclasses); types not listed pass."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is Any:
+        return True
+    if origin is Literal:
+        return any(value == a and type(value) is type(a) for a in args)
+    if origin in (Union, types.UnionType):
+        return any(fits(value, a) for a in args)
+    if hint is type(None):
+        return value is None
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is str:
+        return isinstance(value, str)
+    if origin is tuple or hint is tuple:
+        if not isinstance(value, (tuple, list)):
+            return False
+        if len(args) == 2 and args[1] is Ellipsis:
+            return all(fits(v, args[0]) for v in value)
+        return not args or (len(args) == len(value) and all(fits(v, a) for v, a in zip(value, args)))
+    if dataclasses.is_dataclass(hint):
+        return isinstance(value, hint)
+    return True
+
+
 def _apply(obj: Any, key: str, value: Any, full: str = "") -> Any:
-    """``obj`` with the dotted field ``key`` set (frozen dataclasses are replaced, not mutated)."""
+    """``obj`` with the dotted field ``key`` set (frozen dataclasses are replaced, not mutated); a field that does
+    not exist, or a value its annotation does not take, is a :class:`PresetFieldError` naming the choices."""
+    full = full or key
     head, _, rest = key.partition(".")
-    if not dataclasses.is_dataclass(obj) or head not in {f.name for f in dataclasses.fields(obj)}:
-        raise KeyError(f"unknown preset field {full or key!r}")
-    new = _apply(getattr(obj, head), rest, value, full or key) if rest else value
-    return dataclasses.replace(obj, **{head: new})
+    names = [f.name for f in dataclasses.fields(obj)] if dataclasses.is_dataclass(obj) else []
+    if head not in names:
+        where = full[:len(full) - len(key)].rstrip(".")
+        if not names:
+            raise PresetFieldError(f"unknown preset field {full!r}: {where} is a value, not a group of fields")
+        choices = ", ".join([*names, "resolution"] if not where else names)
+        raise PresetFieldError(f"unknown preset field {full!r}; the fields {'of ' + where if where else 'at the top'}"
+                               f" are {choices}")
+    if rest:
+        return dataclasses.replace(obj, **{head: _apply(getattr(obj, head), rest, value, full)})
+    hint = _hints(type(obj))[head]
+    if not fits(value, hint):
+        raise PresetFieldError(f"{full}={value!r}: {full} takes {describe_type(hint)}")
+    return dataclasses.replace(obj, **{head: value})
 
 
 def with_resolution(preset: Preset, resolution: int) -> Preset:
@@ -217,7 +291,10 @@ def get_preset(name: str, **overrides: Any) -> Preset:
     preset = _BUILDERS[name]()
     overrides = dict(overrides)
     if "resolution" in overrides:
-        preset = with_resolution(preset, int(overrides.pop("resolution")))
+        r = overrides.pop("resolution")
+        if not fits(r, int):
+            raise PresetFieldError(f"resolution={r!r}: resolution takes a power of two >= 8")
+        preset = with_resolution(preset, r)
     for key, value in overrides.items():
         preset = _apply(preset, key, value)
     check_resolution(preset)

@@ -1,7 +1,9 @@
 """Face alignment with dlib (offline): photos are warped to the framing the model was trained on.
 
-* :func:`align_face` — CelebA framing. dlib's HOG detector finds the largest face (once more with
-  one upsampling if none is found), the 5-point predictor (eye corners + nose base) gives landmarks,
+* :func:`align_face` — CelebA framing. dlib's HOG detector finds the faces (once more with one
+  upsampling if none is found); the face aligned is the largest, or, given the hole to fill, the one
+  whose aligned crop holds most of the hole (:func:`choose_face`: an error when more than half of the
+  hole lies outside every face's crop). The 5-point predictor (eye corners + nose base) gives landmarks,
   and a similarity transform (:class:`skimage.transform.SimilarityTransform`) maps them onto
   :data:`CELEBA_TEMPLATE`, the mean landmark positions of CelebA's aligned faces *after our
   preprocessing* (central 178x178 square of the 178x218 image, then resized; ``isfr.data.images``).
@@ -39,8 +41,8 @@ from skimage.transform import ProjectiveTransform, SimilarityTransform, warp
 # Mean dlib 5-point landmarks (rows: the predictor's parts 0..4 = outer and inner corner of the eye
 # on the image's right, outer and inner corner of the eye on the image's left, base of the nose) as
 # (x, y) normalised to [0, 1] of the square crop. Measured 2026-11-25 at commit 486de84 with
-# ``measure_template`` on the first 200 files (sorted names, 000002.jpg ... 007331.jpg) of
-# /work/shared/data/celeba/img_align_celeba, each center-cropped and resized to 256 px by
+# ``measure_template`` on the first 200 files (sorted names, 000002.jpg ... 007331.jpg) of CelebA's
+# ``img_align_celeba`` folder (under the data root), each center-cropped and resized to 256 px by
 # ``load_square``: dlib found a face in 194 of 200 (the mean is over those). Per-point std over
 # images is CELEBA_TEMPLATE_STD (same units; CelebA's own alignment leaves ~1-2% jitter, the nose
 # ~2.5%). Re-measure: ``python tools/measure_template.py /path/to/img_align_celeba 200``.
@@ -82,8 +84,9 @@ def _predictor(points: int) -> Any:
     return dlib.shape_predictor(path)
 
 
-def detect_landmarks(image: Image.Image | np.ndarray, points: int = 5) -> np.ndarray | None:
-    """``(points, 2)`` landmarks (x, y) of the largest face, or ``None`` when no face is found.
+def detect_faces(image: Image.Image | np.ndarray, points: int = 5, limit: int | None = None) -> list[np.ndarray]:
+    """``(points, 2)`` landmarks (x, y) of every face found (the ``limit`` largest), the largest first (``[]``
+    when none).
 
     HOG detection runs on a copy at most :data:`DETECT_MAX_SIDE` wide (again with one upsampling if
     nothing is found); the predictor runs on the full-resolution image.
@@ -97,13 +100,18 @@ def detect_landmarks(image: Image.Image | np.ndarray, points: int = 5) -> np.nda
     small = arr if scale == 1.0 else np.asarray(
         Image.fromarray(arr).resize((round(w * scale), round(h * scale)), Image.Resampling.BOX))
     det = _detector()
-    faces = list(det(small, 0)) or list(det(small, 1))
-    if not faces:
-        return None
-    f = max(faces, key=lambda r: r.width() * r.height())
-    rect = dlib.rectangle(*(int(round(v / scale)) for v in (f.left(), f.top(), f.right(), f.bottom())))
-    shape = _predictor(points)(arr, rect)
-    return np.array([[p.x, p.y] for p in shape.parts()], dtype=np.float64)
+    faces = sorted(list(det(small, 0)) or list(det(small, 1)), key=lambda r: -r.width() * r.height())
+    out = []
+    for f in faces[:limit]:
+        rect = dlib.rectangle(*(int(round(v / scale)) for v in (f.left(), f.top(), f.right(), f.bottom())))
+        out.append(np.array([[p.x, p.y] for p in _predictor(points)(arr, rect).parts()], dtype=np.float64))
+    return out
+
+
+def detect_landmarks(image: Image.Image | np.ndarray, points: int = 5) -> np.ndarray | None:
+    """``(points, 2)`` landmarks (x, y) of the largest face, or ``None`` when no face is found."""
+    faces = detect_faces(image, points, limit=1)
+    return faces[0] if faces else None
 
 
 def template_pixels(resolution: int, template: np.ndarray = CELEBA_TEMPLATE) -> np.ndarray:
@@ -169,18 +177,57 @@ def _fit(src: np.ndarray, dst: np.ndarray, name: str | None) -> SimilarityTransf
     return t
 
 
+def crop_share(transform: Any, hole: np.ndarray, resolution: int) -> float:
+    """Share of the ``hole`` (bool (H, W) in the photo's frame) that lies inside the ``resolution`` square
+    crop ``transform`` (photo -> crop) makes; 1.0 for an empty hole."""
+    ys, xs = np.nonzero(hole)
+    if not len(xs):
+        return 1.0
+    m = _matrix(transform)
+    ax = m[0, 0] * xs + m[0, 1] * ys + m[0, 2]
+    ay = m[1, 0] * xs + m[1, 1] * ys + m[1, 2]
+    lim = resolution - 0.5
+    return float(((ax >= -0.5) & (ax <= lim) & (ay >= -0.5) & (ay <= lim)).mean())
+
+
+def choose_face(transforms: list[Any], hole: np.ndarray | None, resolution: int, name: str | None = None) -> Any:
+    """The transform of the face whose aligned crop holds most of ``hole`` (the first, i.e. the largest face,
+    when there is no hole to go by). ``ValueError`` naming the photo when more than half of the hole lies
+    outside every face's crop: only the part of the hole inside a face's crop is filled."""
+    if hole is None or not hole.any():
+        return transforms[0]
+    shares = [crop_share(t, hole, resolution) for t in transforms]
+    best = int(np.argmax(shares))
+    if shares[best] < 0.5:
+        n = len(transforms)
+        raise ValueError(f"{name or 'the photo'}: {1 - shares[best]:.0%} of the hole lies outside the face crop of "
+                         f"{'the face' if n == 1 else f'every one of the {n} faces'} found, and only holes on a face "
+                         "are filled; mark the hole on a face, or crop the photo around the face with the hole "
+                         "(a face too small or turned away is not found)")
+    return transforms[best]
+
+
+def upscale_factor(transform: Any) -> float:
+    """Photo pixels per aligned-crop pixel of ``transform`` (photo -> crop): how much the crop is enlarged when
+    pasted back (:func:`paste_back`); a face 640 px wide in the photo and 64 px wide in the crop gives 10."""
+    return 1.0 / float(np.sqrt(abs(np.linalg.det(_matrix(transform)[:2, :2]))))
+
+
 # ---------------------------------------------------------------- public API
 def align_face(image: Image.Image, resolution: int, *, name: str | None = None,
-               template: np.ndarray = CELEBA_TEMPLATE) -> tuple[Image.Image, SimilarityTransform]:
+               template: np.ndarray = CELEBA_TEMPLATE, hole: np.ndarray | None = None
+               ) -> tuple[Image.Image, SimilarityTransform]:
     """``(aligned RGB crop resolution x resolution, transform original -> aligned)`` in CelebA framing.
 
+    The face is the largest, or the one whose crop holds most of ``hole`` (bool (H, W), :func:`choose_face`).
     ``name`` (e.g. the file) appears in the ``ValueError`` raised when no face is found.
     """
     image = image.convert("RGB")
-    lm = detect_landmarks(image, 5)
-    if lm is None:
+    faces = detect_faces(image, 5, limit=None if hole is not None else 1)
+    if not faces:
         raise _no_face(name)
-    t = _fit(lm, template_pixels(resolution, template), name)
+    dst = template_pixels(resolution, template)
+    t = choose_face([_fit(lm, dst, name) for lm in faces], hole, resolution, name)
     return _to_pil(warp_image(image, t, (resolution, resolution))), t
 
 
@@ -203,16 +250,17 @@ def ffhq_quad(lm68: np.ndarray) -> np.ndarray:
     return np.stack([c - x - y, c - x + y, c + x + y, c + x - y])
 
 
-def ffhq_align(image: Image.Image, resolution: int, *, name: str | None = None
+def ffhq_align(image: Image.Image, resolution: int, *, name: str | None = None, hole: np.ndarray | None = None
                ) -> tuple[Image.Image, SimilarityTransform]:
-    """``(aligned crop, transform)`` in FFHQ framing (module docstring); errors as :func:`align_face`."""
+    """``(aligned crop, transform)`` in FFHQ framing (module docstring); the face and the errors as
+    :func:`align_face`."""
     image = image.convert("RGB")
-    lm = detect_landmarks(image, 68)
-    if lm is None:
+    faces = detect_faces(image, 68, limit=None if hole is not None else 1)
+    if not faces:
         raise _no_face(name)
     r = resolution - 0.5
     corners = np.array([[-0.5, -0.5], [-0.5, r], [r, r], [r, -0.5]])
-    t = _fit(ffhq_quad(lm), corners, name)
+    t = choose_face([_fit(ffhq_quad(lm), corners, name) for lm in faces], hole, resolution, name)
     return _to_pil(warp_image(image, t, (resolution, resolution))), t
 
 
@@ -226,13 +274,14 @@ def aligner_for(preprocess: str):
 
 
 def paste_back(original: Image.Image, aligned_result: Image.Image, transform: Any,
-               mask_aligned: np.ndarray | Image.Image, mask_original: np.ndarray | None = None) -> Image.Image:
+               mask_aligned: np.ndarray | Image.Image, mask_original: np.ndarray | None = None,
+               name: str | None = None) -> Image.Image:
     """``original`` with its hole pixels replaced by ``aligned_result`` warped back (inverse of ``transform``).
 
     The hole is ``mask_original`` (bool (H, W) in the photo's frame, True = hole) when given, else
     ``mask_aligned`` (True / white = hole) warped back. Only hole pixels inside the aligned crop's
     footprint change; every other pixel is returned bit-identical. Hole pixels outside the crop are
-    left as they are, with a warning.
+    left as they are, with a warning naming ``name`` (the photo).
     """
     orig = np.asarray(original.convert("RGB"))
     h, w = orig.shape[:2]
@@ -261,8 +310,8 @@ def paste_back(original: Image.Image, aligned_result: Image.Image, transform: An
     inside = (ax >= -0.5) & (ax <= rw - 0.5) & (ay >= -0.5) & (ay <= rh - 0.5)  # the crop's footprint
     outside = hole & ~inside
     if outside.any():
-        warnings.warn(f"{outside.sum() / hole.sum():.0%} of the hole lies outside the aligned face crop "
-                      "and was left unchanged", UserWarning, stacklevel=2)
+        warnings.warn(f"{name + ': ' if name else ''}{outside.sum() / hole.sum():.0%} of the hole lies outside the "
+                      "aligned face crop and was left unchanged", UserWarning, stacklevel=2)
     region = hole & inside
     shift = np.array([[1, 0, -x0], [0, 1, -y0], [0, 0, 1]], dtype=np.float64)
     patch = warp_image(res, shift @ back_t, hole.shape)

@@ -3,10 +3,11 @@
 Inpainting a photo (:func:`inpaint_image`, :func:`inpaint_file`, :func:`inpaint_folder`):
 
 * The **photo**: any mode Pillow reads becomes 8-bit RGB (:func:`isfr.data.images.to_rgb8`: 16-bit
-  grey / RGB and CMYK converted). Its **alpha channel is not used**: transparent pixels are
-  composited on white, with a warning (they are not holes: the mask says where the holes are).
-  Photos under :data:`MIN_SIDE` pixels a side are refused.
-* The **mask** is given in the original photo's frame: white = hole, values ``>= 128`` of 0-255
+  grey / RGB and CMYK converted). It is read **as viewed**: an EXIF orientation tag (phone photos) is
+  applied (:func:`as_viewed`), and the output is written that way, with no orientation tag. Its **alpha
+  channel is not used**: transparent pixels are composited on white, with a warning (they are not
+  holes: the mask says where the holes are). Photos under :data:`MIN_SIDE` pixels a side are refused.
+* The **mask** is given in the photo's frame as viewed (it is read as viewed too): white = hole, values ``>= 128`` of 0-255
   (:data:`isfr.data.masks.THRESHOLD`: anti-aliased or blurred edges are cut there); a mask whose
   maximum is 1 is a 0/1 mask, 1 = hole. (The NVIDIA masks of the datasets are read by
   :func:`isfr.data.load_mask`, always at 128.) A mask of the photo's shape but another size is
@@ -17,7 +18,12 @@ Inpainting a photo (:func:`inpaint_image`, :func:`inpaint_file`, :func:`inpaint_
   (:func:`isfr.data.align.aligner_for` the ``preprocess`` the file records: CelebA framing, or FFHQ
   framing for a model trained with ``preprocess="ffhq"``, at the model's resolution), inpainted, and
   the result is warped back into the photo, changing hole pixels only; the output has the photo's
-  size. ``align=False`` (the photo is already an aligned face): the photo is center-cropped and
+  size. With several faces, the one aligned is the one whose aligned crop holds most of the hole;
+  when more than half of the hole lies outside every face's crop, the photo is an error (nothing
+  would be filled there). The fill is made at the model's resolution and enlarged to the face's size
+  in the photo; when that is more than :data:`UPSCALE_SAID` times, a line says so
+  (``filled at 64 px, upscaled x40``): the fill is then softer than the photo around it.
+  ``align=False`` (the photo is already an aligned face): the photo is center-cropped and
   resized like training images (:func:`isfr.data.to_square`); the output is at the model's resolution.
 * The hole at the working resolution covers every pixel the original hole touches (masks are
   resampled with the image's filter and any coverage counts), so no hole content leaks into the
@@ -26,6 +32,9 @@ Inpainting a photo (:func:`inpaint_image`, :func:`inpaint_file`, :func:`inpaint_
   checkpoints are ``ValueError``, a missing file, checkpoint or output folder ``FileNotFoundError``,
   an existing output without ``overwrite`` ``FileExistsError``. Outputs are written atomically
   (temp file + ``os.replace``): never half-written, and nothing is written on an error.
+* Folder mode (:func:`inpaint_folder`): ``skip_existing`` leaves the photos whose output exists, so a
+  rerun carries on; failures are listed one per photo (:class:`FolderErrors`); every warning names
+  its file.
 * ``align=False`` on a photo smaller than the model's resolution warns that it is upscaled.
   :func:`warn_if_undertrained` warns when the file's model is a smoke-preset model or its runs
   stopped before their schedule finished (``isfr inpaint`` and ``isfr evaluate`` call it).
@@ -48,10 +57,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from PIL import Image
+from PIL import ExifTags, Image, ImageOps
 
 from .config import PRESETS
-from .utils import atomic_path
+from .utils import atomic_path, error_line
 from .data.folder import IMAGE_EXTENSIONS
 from .data.images import image_to_tensor, load_image, tensor_to_image, to_rgb8, to_square, to_uint8_array
 from .data.masks import THRESHOLD
@@ -66,6 +75,8 @@ MIN_SIDE = 16  # pixels: smaller photos are refused
 MAX_RATIO = 0.6  # the largest hole ratio of the NVIDIA masks the models are trained on
 COVER = 2.0 / 255.0  # a working-resolution pixel is a hole when the resampled mask exceeds this
 OUTPUT_NAME = "{stem}.png"  # folder mode: one PNG per photo
+UPSCALE_SAID = 2.0  # a fill upscaled more than this many times is reported (``report``): it looks soft
+Report = Callable[[str], None]  # where the lines for the user go (``isfr inpaint``: stdout)
 _FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP", ".bmp": "BMP", ".tif": "TIFF",
             ".tiff": "TIFF"}
 
@@ -139,15 +150,6 @@ def warn_if_undertrained(checkpoint: str | os.PathLike, info: dict[str, Any] | N
         warnings.warn(f"{checkpoint}: {text}", UserWarning, stacklevel=2)
 
 
-def error_line(err: BaseException) -> str:
-    """``err`` as one line (an ``OSError`` as ``<file>: <reason>``), for ``isfr <command>: error: ...``."""
-    if isinstance(err, OSError) and err.filename and err.strerror:
-        text = f"{err.filename}: {err.strerror}"
-    else:
-        text = str(err)
-    return " ".join(text.split())
-
-
 def _model(model: ModelLike) -> ISFRNet:
     if isinstance(model, torch.nn.Module):
         return model
@@ -172,13 +174,17 @@ def _image_file(path: str | os.PathLike, what: str, if_folder: str, if_missing: 
     return path
 
 
-def read_photo(path: str | os.PathLike) -> Image.Image:
-    """The photo as RGB at its native size (``ValueError`` / ``FileNotFoundError`` naming the file).
+def as_viewed(img: Image.Image) -> tuple[Image.Image, bool]:
+    """``img`` turned the way its EXIF orientation tag says, i.e. as image viewers show it
+    (``PIL.ImageOps.exif_transpose``: the tag is dropped), and whether it was turned."""
+    if img.getexif().get(ExifTags.Base.Orientation, 1) in (0, 1):
+        return img, False
+    return ImageOps.exif_transpose(img), True
 
-    Transparent pixels are composited on white with a warning; photos under :data:`MIN_SIDE` px are refused.
-    """
+
+def _read_photo(path: str | os.PathLike) -> tuple[Image.Image, bool]:
     path = _image_file(path, "photo", "pass a folder of photos together with a folder of masks", "check the path")
-    img = load_image(path, PHOTO_FIX)
+    img, turned = as_viewed(load_image(path, PHOTO_FIX))
     if min(img.size) < MIN_SIDE:
         raise ValueError(f"{path}: the photo is {img.size[0]}x{img.size[1]} pixels, too small to inpaint; "
                          f"use a photo of at least {MIN_SIDE}x{MIN_SIDE} (ideally the model's resolution or more)")
@@ -187,8 +193,17 @@ def read_photo(path: str | os.PathLike) -> Image.Image:
         if clear.any():
             warnings.warn(f"{path}: {clear.mean():.0%} of the photo is (partly) transparent; its alpha channel is "
                           "not used: composited on white, not read as holes (mark holes in the mask)",
-                          UserWarning, stacklevel=2)
-    return to_rgb8(img)
+                          UserWarning, stacklevel=3)
+    return to_rgb8(img), turned
+
+
+def read_photo(path: str | os.PathLike) -> Image.Image:
+    """The photo as RGB at its native size, as viewed (:func:`as_viewed`: an EXIF orientation is applied);
+    ``ValueError`` / ``FileNotFoundError`` naming the file.
+
+    Transparent pixels are composited on white with a warning; photos under :data:`MIN_SIDE` px are refused.
+    """
+    return _read_photo(path)[0]
 
 
 def mask_holes(img: Image.Image) -> np.ndarray:
@@ -203,15 +218,18 @@ def mask_holes(img: Image.Image) -> np.ndarray:
 def read_hole_mask(path: str | os.PathLike, size: tuple[int, int]) -> np.ndarray:
     """The mask file as bool (H, W) at the photo's ``size`` (W, H), True = hole (:func:`mask_holes`).
 
-    A mask of the photo's aspect ratio but another size is resized with a warning; another aspect is an error.
+    The mask is read as viewed (:func:`as_viewed`), like the photo. A mask of the photo's aspect ratio but another
+    size is resized with a warning; another aspect is an error.
     """
     path = _image_file(path, "mask", "a single photo needs a single mask file",
                        "check the path (white = hole, same size as the photo)")
-    hole = mask_holes(load_image(path, MASK_FIX))
+    hole = mask_holes(as_viewed(load_image(path, MASK_FIX))[0])
     (w, h), (mh, mw) = size, hole.shape
     if (mh, mw) != (h, w):
         if abs(mw * h - mh * w) > 0.02 * max(mw * h, mh * w):
-            raise ValueError(f"{path}: the mask is {mw}x{mh} but the photo is {w}x{h} (another shape); "
+            turned = (" (width and height swapped: a phone photo's EXIF orientation turns it; draw the mask on the "
+                      "photo as an image viewer shows it)" if (mw, mh) == (h, w) else " (another shape)")
+            raise ValueError(f"{path}: the mask is {mw}x{mh} but the photo is {w}x{h} as viewed{turned}; "
                              f"draw the mask on the photo itself, at {w}x{h}")
         warnings.warn(f"{path}: mask is {mw}x{mh} but the photo is {w}x{h}; resizing the mask to the photo",
                       UserWarning, stacklevel=3)
@@ -226,12 +244,14 @@ def _save(img: Image.Image, out: Path) -> None:
         img.save(tmp, format=fmt, **({"quality": 95} if fmt in ("JPEG", "WEBP") else {}))
 
 
-def _check_output(out: Path, overwrite: bool) -> None:
+def _check_output(out: Path, overwrite: bool, photo: Path | None = None) -> None:
+    if out.is_dir():
+        raise ValueError(f"{out} is a folder; give an output file name such as "
+                         f"{out / OUTPUT_NAME.format(stem=photo.stem if photo else 'result')} (a folder is the output "
+                         "only when the photos are a folder too)")
     if out.suffix.lower() not in _FORMATS:
         raise ValueError(f"{out}: unsupported output type ({out.suffix or 'no suffix'}); "
                          f"use one of {', '.join(sorted(_FORMATS))}")
-    if out.is_dir():
-        raise ValueError(f"{out} is a folder; give an output file name such as {out / 'result.png'}")
     if not out.parent.is_dir():
         raise FileNotFoundError(f"{out}: the output folder {out.parent} does not exist; create it first "
                                 f"(mkdir -p {out.parent}) or write elsewhere")
@@ -274,12 +294,15 @@ def _some_known(mask: np.ndarray, name: str | None, r: int) -> np.ndarray:
 
 
 def inpaint_image(photo: Image.Image, hole: np.ndarray, model: ISFRNet, *, align: bool = True,
-                  name: str | None = None) -> Image.Image:
+                  name: str | None = None, report: Report | None = None) -> Image.Image:
     """Inpaint ``photo`` where ``hole`` (bool (H, W) in its frame) is True (module docstring).
 
-    ``align=True``: returns the photo's size, only hole pixels changed; ``False``: the model's resolution.
+    ``align=True``: returns the photo's size, only hole pixels changed, the face aligned being the one whose
+    crop holds most of the hole (a ``ValueError`` naming ``name`` when more than half of the hole lies outside
+    every face's crop); a fill upscaled more than :data:`UPSCALE_SAID` times is told to ``report``
+    (``"<name>: filled at 64 px, upscaled x40"``). ``align=False``: the model's resolution.
     """
-    from .data.align import aligner_for, paste_back
+    from .data.align import aligner_for, paste_back, upscale_factor
 
     r = model.cfg.resolution
     if not align:
@@ -296,23 +319,30 @@ def inpaint_image(photo: Image.Image, hole: np.ndarray, model: ISFRNet, *, align
         return run_model(model, to_square(photo, r), _some_known(working_mask(hole, r), name, r))
     preprocess = getattr(model, "preprocess", "center_crop")  # recorded in the file by export_pipeline
     if preprocess == "resize":
-        warnings.warn("the model was trained on squashed (preprocess='resize') faces: the photo is aligned in "
-                      "CelebA center-crop framing, the nearest a similarity warp gets", UserWarning, stacklevel=3)
-    aligned, t = aligner_for(preprocess)(photo, r, name=name)
+        warnings.warn(f"{name or 'photo'}: the model was trained on squashed (preprocess='resize') faces: the photo "
+                      "is aligned in CelebA center-crop framing, the nearest a similarity warp gets", UserWarning,
+                      stacklevel=3)
+    aligned, t = aligner_for(preprocess)(photo, r, name=name, hole=hole)
     mask_a = _some_known(working_mask(hole, r, t), name, r)
-    return paste_back(photo, run_model(model, aligned, mask_a), t, mask_a, mask_original=hole)
+    out = paste_back(photo, run_model(model, aligned, mask_a), t, mask_a, mask_original=hole, name=name)
+    factor = upscale_factor(t)
+    if report is not None and factor > UPSCALE_SAID:
+        report(f"{name + ': ' if name else ''}filled at {r} px, upscaled x{factor:.0f}")
+    return out
 
 
 def inpaint_file(image_path: str | os.PathLike, mask_path: str | os.PathLike, model: ModelLike,
-                 out_path: str | os.PathLike, *, align: bool = True, overwrite: bool = False) -> Path:
+                 out_path: str | os.PathLike, *, align: bool = True, overwrite: bool = False,
+                 report: Report | None = None) -> Path:
     """Inpaint one photo file with one mask file into ``out_path`` (format from its suffix); returns it.
 
     The output, the photo and the mask are checked before the model is loaded (``model`` may be a
-    file or a callable returning the model).
+    file or a callable returning the model). The photo and the mask are read as viewed (EXIF orientation);
+    the output is written as viewed, with no orientation tag. ``report``: as :func:`inpaint_image`.
     """
     image_path, mask_path, out = Path(image_path), Path(mask_path), Path(out_path)
-    _check_output(out, overwrite)
-    photo = read_photo(image_path)
+    _check_output(out, overwrite, image_path)
+    photo, turned = _read_photo(image_path)
     hole = read_hole_mask(mask_path, photo.size)
     if hole.all():
         raise ValueError(f"{mask_path}: every pixel of the mask is a hole (white), so nothing is left to inpaint "
@@ -325,12 +355,12 @@ def inpaint_file(image_path: str | os.PathLike, mask_path: str | os.PathLike, mo
                       f"{image_path} unchanged to {out}", UserWarning, stacklevel=2)
         same_type = _FORMATS[out.suffix.lower()] == _FORMATS.get(image_path.suffix.lower())
         with atomic_path(out) as tmp:
-            if same_type:
+            if same_type and not turned:
                 shutil.copyfile(image_path, tmp)
             else:
                 photo.save(tmp, format=_FORMATS[out.suffix.lower()])
         return out
-    result = inpaint_image(photo, hole, _model(model), align=align, name=str(image_path))
+    result = inpaint_image(photo, hole, _model(model), align=align, name=str(image_path), report=report)
     _save(result, out)
     return out
 
@@ -352,20 +382,34 @@ def _by_stem(folder: Path, what: str) -> dict[str, Path]:
     return files
 
 
+class FolderErrors(ValueError):
+    """Photos of a folder that failed: ``summary`` (one line), then ``details``, one line per photo naming it."""
+
+    def __init__(self, summary: str, details: list[str]):
+        super().__init__(summary + "\n" + "\n".join(details))
+        self.summary, self.details = summary, details
+
+
 def inpaint_folder(images_dir: str | os.PathLike, masks_dir: str | os.PathLike, model: ModelLike,
                    out_dir: str | os.PathLike, *, align: bool = True, overwrite: bool = False,
-                   progress: bool = True) -> list[Path]:
-    """Inpaint every photo of ``images_dir`` with the mask of the same stem in ``masks_dir``.
+                   skip_existing: bool = False, progress: bool = True, report: Report | None = None) -> list[Path]:
+    """Inpaint every photo of ``images_dir`` with the mask of the same stem in ``masks_dir``; returns the
+    outputs written.
 
     Writes ``out_dir/<stem>.png`` (``out_dir`` created if missing). Photos without a mask are skipped
-    with a warning. All outputs are checked before any work starts; a photo that fails (e.g. no face
-    found) does not stop the others, and a one-line ``ValueError`` listing the failures is raised at the end.
+    with a warning. All outputs are checked before any work starts: existing ones are an error unless
+    ``overwrite`` (replace them) or ``skip_existing`` (leave them and their photos: a rerun carries on).
+    A photo that fails (e.g. no face found) does not stop the others; a :class:`FolderErrors` listing the
+    failures, one per photo, is raised at the end. ``report`` gets the skipped outputs and the lines of
+    :func:`inpaint_image`.
     """
     from tqdm import tqdm
 
+    if overwrite and skip_existing:
+        raise ValueError("overwrite replaces the outputs that exist and skip_existing keeps them: give one")
     photos, masks = _by_stem(Path(images_dir), "photo"), _by_stem(Path(masks_dir), "mask")
     pairs = [(s, photos[s], masks[s]) for s in photos if s in masks]
-    missing = [s for s in photos if s not in masks]
+    missing = [photos[s].name for s in photos if s not in masks]
     if not pairs:
         raise ValueError(f"no photo in {images_dir} has a mask of the same name in {masks_dir} "
                          "(pairs are made by file name without suffix, e.g. 001.jpg + 001.png)")
@@ -376,23 +420,32 @@ def inpaint_folder(images_dir: str | os.PathLike, masks_dir: str | os.PathLike, 
     if out_dir.exists() and not out_dir.is_dir():
         raise ValueError(f"{out_dir} is a file; in folder mode the output is a folder (created if missing) "
                          "for the <stem>.png results: give a folder name")
-    outs = [out_dir / OUTPUT_NAME.format(stem=s) for s, _, _ in pairs]
-    exists = [o for o in outs if o.exists()]
-    if exists and not overwrite:
+    jobs = [(photo, mask, out_dir / OUTPUT_NAME.format(stem=s)) for s, photo, mask in pairs]
+    exists = [o for _, _, o in jobs if o.exists()]
+    if exists and not (overwrite or skip_existing):
         raise FileExistsError(f"{len(exists)} output(s) exist in {out_dir} ({', '.join(o.name for o in exists[:5])}"
-                              f"{' ...' if len(exists) > 5 else ''}); pass --overwrite to replace them")
+                              f"{' ...' if len(exists) > 5 else ''}); pass --overwrite to replace them, or "
+                              "--skip-existing to leave them and inpaint the other photos")
+    if skip_existing and exists:
+        jobs = [j for j in jobs if j[2] not in set(exists)]
+        if report is not None:
+            report(f"{len(exists)} photo(s) skipped: their output exists in {out_dir} "
+                   f"({', '.join(o.name for o in exists[:5])}{' ...' if len(exists) > 5 else ''})")
+    if not jobs:
+        return []
     net = _model(model)
     out_dir.mkdir(parents=True, exist_ok=True)
     done, failed = [], []
-    for (stem, photo, mask), out in tqdm(list(zip(pairs, outs)), desc="inpaint", unit="photo", disable=not progress):
+    for photo, mask, out in tqdm(jobs, desc="inpaint", unit="photo", disable=not progress):
         try:
-            done.append(inpaint_file(photo, mask, net, out, align=align, overwrite=True))
+            done.append(inpaint_file(photo, mask, net, out, align=align, overwrite=True, report=report))
         except (ValueError, OSError) as err:
-            failed.append(error_line(err))
+            line = error_line(err)
+            failed.append(line if photo.name in line else f"{photo}: {line}")
     if failed:
-        more = f"; ... (+{len(failed) - 5} more)" if len(failed) > 5 else ""
-        raise ValueError(f"{len(failed)} of {len(pairs)} photo(s) failed, {len(done)} written to {out_dir}: "
-                         + "; ".join(failed[:5]) + more)
+        raise FolderErrors(f"{len(failed)} of {len(jobs)} photo(s) failed, {len(done)} written to {out_dir}"
+                           + (f" ({len(exists)} left as they were: --skip-existing)" if skip_existing and exists
+                              else "") + "; fix these and rerun with --skip-existing:", failed)
     return done
 
 

@@ -26,6 +26,9 @@ __all__ = [
     "atomic_write_json",
     "atomic_torch_save",
     "one_line_warnings",
+    "each_warning_once",
+    "error_line",
+    "error_lines",
     "thread_policy",
     "cpu_runs_bf16",
     "resolve_amp",
@@ -218,6 +221,48 @@ def one_line_warnings() -> None:
         return "warning: " + " ".join(str(message).split()) + "\n"
 
     warnings.formatwarning = fmt
+
+
+@contextlib.contextmanager
+def each_warning_once() -> Iterator[None]:
+    """Within the block, a warning whose category and text were already shown is not shown again (a command
+    line says each thing once, e.g. that the data is synthetic, however many of its steps load that data).
+    Only what is shown is filtered: ``catch_warnings(record=True)`` and pytest still see every warning."""
+    shown: set[tuple[type, str]] = set()
+    before = warnings.showwarning
+
+    def show(message: Warning | str, category: type[Warning], filename: str, lineno: int, file: Any = None,
+             line: str | None = None) -> None:
+        key = (category, str(message))
+        if key not in shown:
+            shown.add(key)
+            before(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
+    try:
+        yield
+    finally:
+        warnings.showwarning = before
+
+
+def error_line(err: BaseException) -> str:
+    """``err`` as one line (an ``OSError`` as ``<file>: <reason>``), for ``isfr <command>: error: ...``."""
+    if isinstance(err, OSError) and err.filename and err.strerror:
+        text = f"{err.filename}: {err.strerror}"
+    else:
+        text = str(err)
+    return " ".join(text.split())
+
+
+def error_lines(err: BaseException, prefix: str = "") -> list[str]:
+    """What a command prints for ``err``: ``prefix`` + :func:`error_line`; an error with ``summary`` and
+    ``details`` (one failure per item, e.g. the photos of a folder) prints its summary, then one indented
+    line per detail."""
+    details = getattr(err, "details", None)
+    if details:
+        return [prefix + " ".join(str(getattr(err, "summary", "")).split())] + [
+            "  " + " ".join(str(d).split()) for d in details]
+    return [prefix + error_line(err)]
 
 
 def thread_policy(n: int | None = None) -> int:

@@ -227,7 +227,8 @@ def test_photo_is_framed_like_the_training_faces(tmp_path, monkeypatch, preproce
     called = []
 
     def fake(name):
-        def align(photo, r, name=None):
+        def align(photo, r, name=None, hole=None):
+            assert hole is not None and hole.shape == photo.size[::-1]  # the face is chosen by the hole
             called.append(name_)
             return photo.convert("RGB").resize((r, r)), A.SimilarityTransform(scale=r / photo.size[0])
         name_ = name

@@ -24,6 +24,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import env_header, markdown_table, summarize, write_out  # noqa: E402
 
+from isfr.paths import shown_path  # noqa: E402
+
 COLUMNS = ["command", "imports torch", "runs", "min s", "median s"]
 _CHECK = ("import sys\nfrom isfr import cli\ntry:\n    cli.main({argv!r})\nexcept SystemExit:\n    pass\n"
           "print('torch' in sys.modules)")
@@ -71,7 +73,8 @@ def main(argv: list[str] | None = None) -> None:
                      "runs": s["n"], "min s": s["min_s"], "median s": s["median_s"]})
         print(markdown_table(rows[-1:], COLUMNS).splitlines()[-1], flush=True)
     header = env_header("isfr command-line start-up", torch.device("cpu"),
-                        [f"command: {' '.join(isfr)}", f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}",
+                        [f"command: {' '.join(shown_path(c) for c in isfr)}",
+                         f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}",
                          *args.note])
     print("\n" + markdown_table(rows, COLUMNS))
     p = write_out(args.out, header, [("Wall time of a fresh process", rows, COLUMNS)],

@@ -55,8 +55,8 @@ def _cpu_seconds() -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    default_root = os.environ.get("ISFR_DATA_ROOT") or str(Path(__file__).resolve().parents[2] / "shared" / "data")
-    ap.add_argument("--root", default=default_root)
+    ap.add_argument("--root", default=os.environ.get("ISFR_DATA_ROOT"),
+                    help="the data root: CelebA and the NVIDIA masks (default: $ISFR_DATA_ROOT)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--res", type=int, nargs="+", default=[64, 128, 256])
@@ -64,6 +64,9 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=None, help="images (default: all 4,560 train images)")
     ap.add_argument("--out", default="data_cpu.md", help="table file (bare names go to benchmarks/results/)")
     args = ap.parse_args()
+    if not args.root:
+        raise SystemExit("no data root: pass --root or set ISFR_DATA_ROOT to the folder holding celeba/ and "
+                         "nvidia_irregular_masks/")
     if resolve_data_root(args.root).kind != "celeba":
         raise SystemExit(f"{args.root}: needs the CelebA subset and NVIDIA masks (set --root or ISFR_DATA_ROOT)")
     with tempfile.TemporaryDirectory() as tmp:

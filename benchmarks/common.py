@@ -198,7 +198,11 @@ def markdown_table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> st
 def write_out(path: str | Path, header: str, tables: Sequence[tuple[str, Sequence[dict], Sequence[str]]],
               notes: Sequence[str] = ()) -> Path:
     """Write ``tables`` (title, rows, columns) to ``path``: Markdown for ``.md``, one CSV for ``.csv``
-    (bare names go to benchmarks/results/)."""
+    (bare names go to benchmarks/results/). No absolute path is written: the header and notes name paths as
+    :func:`isfr.paths.portable_text` does (``$ISFR_DATA_ROOT/...``, relative to the repository)."""
+    from isfr.paths import portable_text
+
+    header, notes = portable_text(header), [portable_text(n) for n in notes]
     p = Path(path)
     if not p.is_absolute() and p.parent == Path("."):
         p = REPO / "benchmarks" / "results" / p

@@ -31,6 +31,7 @@ from torchvision.models import AlexNet_Weights, VGG16_Weights
 from torchvision.models.vgg import cfgs as _vgg_cfgs
 from torchvision.models.vgg import make_layers as _vgg_make_layers
 
+from isfr.paths import shown_path
 from isfr.pretrained import STANDIN_ENV, STANDIN_NOTE, sha256_file, standins_allowed, torchvision_hash_ok
 
 VGG16_FILE = "vgg16-397923af.pth"
@@ -53,7 +54,7 @@ def hub_checkpoint_path(filename: str) -> Path:
 
 def _missing_file_error(path: Path, url: str, what: str) -> FileNotFoundError:
     return FileNotFoundError(
-        f"{what} weights not found at {path}. Put torchvision's file '{Path(url).name}' "
+        f"{what} weights not found at {shown_path(path)}. Put torchvision's file '{Path(url).name}' "
         f"(URL {url}) there, e.g. copy it from a machine with internet; the directory is "
         f"torch.hub.get_dir()/checkpoints and honours TORCH_HOME. Nothing is downloaded at run time."
     )
@@ -172,7 +173,7 @@ def load_vgg16_features(
     if weights == "imagenet" and file.is_file():
         standin = _check_release(file, VGG16_URL, "VGG-16, ImageNet")
         layers.load_state_dict(_load_features_state(file, conv_idx), strict=True)
-        model = VGG16Features(layers, random_features=False, source=str(file), standin=standin)
+        model = VGG16Features(layers, random_features=False, source=shown_path(file), standin=standin)
     elif weights == "imagenet" and not allow_random:
         raise _missing_file_error(file, VGG16_URL, "VGG-16 (ImageNet)")
     else:

@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from isfr.paths import REPO_ROOT
+from isfr.paths import REPO_ROOT, shown_path
 
 #: the workload of the dry run; everything else is the preset as it is (fp16 -> bf16 or fp32 on the CPU: "auto")
 WORKLOAD: dict[str, Any] = {
@@ -183,7 +183,8 @@ def _report(preset: str, preprocess: str | None, cut_down: bool, data_root: str 
              f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}, load average at the end "
              f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}",
              f"- `isfr dryrun --preset {preset}" + (f" --preprocess {preprocess}" if preprocess else "")
-             + (" --cut-down" if cut_down else "") + "`: data " + (f"`{data_root}`" if data_root else "synthetic faces")
+             + (" --cut-down" if cut_down else "") + "`: data "
+             + (f"`{shown_path(data_root)}`" if data_root else "synthetic faces")
              + f"; workload {json.dumps(CUT_DOWN if cut_down else WORKLOAD)}; every other field as the preset has it",
              f"- **total wall time {total / 60:.1f} min**, disk used {disk_mib / 1024:.2f} GiB (stand-ins, runs, "
              f"figures), exported model {export_mib:.0f} MiB", "",

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from .config import PRESETS
-from .paths import NOTEBOOKS_DIR, figures_dir
+from .paths import NOTEBOOKS_DIR, figures_dir, shown_path
 
 
 def numbered_notebooks(folder: Path = NOTEBOOKS_DIR) -> list[Path]:
@@ -53,7 +53,7 @@ def reproduce(
             continue
         out = out_dir / nb.name
         t0 = time.time()
-        print(f"[isfr reproduce] {nb.name} (preset={preset}) -> {out}", flush=True)
+        print(f"[isfr reproduce] {nb.name} (preset={preset}) -> {shown_path(out)}", flush=True)
         nb_params = {**params, "train": train_ladder} if nb.name.startswith("08_") else params
         pm.execute_notebook(str(nb), str(out), parameters=nb_params, kernel_name=kernel, cwd=str(nb.parent),
                             progress_bar=False)

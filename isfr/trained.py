@@ -13,7 +13,7 @@ from isfr.data import data_identity
 from isfr.models.discriminators import PatchDiscriminator
 from isfr.models.isfrnet import ISFRNet, ISFRNetConfig
 from isfr.models.unet import UNet
-from isfr.paths import REPO_ROOT, runs_dir
+from isfr.paths import REPO_ROOT, portable, runs_dir
 from isfr.runs import (Budget, Variant, as_variant, best_checkpoint, data_config, data_tag, run_key, schedule_status,
                        stage_runs, steps_text, uses_pretrained_stage1, variant_preset, weights_identity,
                        with_data_root)
@@ -95,11 +95,11 @@ def export_path(preset: Preset, variant: Variant | str = "full") -> Path:
 def export_pipeline(preset: Preset, variant: Variant | str = "full", path: str | Path | None = None,
                     data_root: str | None = None) -> Path:
     """Write the assembled pipeline to one file (:func:`export_path` by default) for ``isfr inpaint``,
-    with the preset, the data's identity, the steps of every stage and whether each run finished
-    (``schedule``: :func:`schedule_status`)."""
+    with the preset (its paths as records write them, :func:`isfr.paths.portable`), the data's identity, the
+    steps of every stage and whether each run finished (``schedule``: :func:`schedule_status`)."""
     v, preset = as_variant(variant), with_data_root(preset, data_root)
     path = Path(path) if path else export_path(preset, v)
-    trained_model(preset, v).save(path, preset=preset.name, variant=v.name, preset_config=preset.to_dict(),
+    trained_model(preset, v).save(path, preset=preset.name, variant=v.name, preset_config=portable(preset.to_dict()),
                                   data_identity=data_identity(data_config(preset)).as_dict(),
                                   weights_identity=weights_identity(preset), run_key=run_key(preset),
                                   steps=steps_text(preset, v),

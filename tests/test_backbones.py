@@ -20,14 +20,15 @@ def test_missing_vgg_file_error_names_path_and_file(torch_home):
     with pytest.raises(FileNotFoundError) as e:
         B.load_vgg16_features("imagenet")
     msg = str(e.value)
-    assert str(torch_home / "hub" / "checkpoints" / "vgg16-397923af.pth") in msg
+    assert "torch.hub.get_dir()/checkpoints/vgg16-397923af.pth" in msg  # as the tables that quote it print it
+    assert str(torch_home) not in msg
     assert "https://download.pytorch.org/models/vgg16-397923af.pth" in msg
 
 
 def test_missing_alexnet_file_error_names_path(torch_home):
     with pytest.raises(FileNotFoundError, match="alexnet-owt-7be5be79.pth") as e:
         B.load_alexnet_state_dict()
-    assert str(torch_home / "hub" / "checkpoints") in str(e.value)
+    assert "torch.hub.get_dir()/checkpoints/" in str(e.value) and str(torch_home) not in str(e.value)
 
 
 def _manual_vgg(x: torch.Tensor, sd: dict[str, torch.Tensor]) -> list[torch.Tensor]:

@@ -476,3 +476,50 @@ def test_config_json_follows_an_extended_run(tmp_path: Path) -> None:
     assert cfg["history"] == [{**cfg["history"][0], "from_step": 4, "changed": ["loop_config.total_steps"]}]
     fit(ToyStage(), ToyData(), toy_cfg(total_steps=6), tmp_path)  # resumed with the same settings
     assert json.loads((tmp_path / "config.json").read_text())["history"] == cfg["history"]
+
+
+def test_run_records_name_no_absolute_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """done.json names its checkpoints relative to the run folder, config.json the data root by its variable,
+    and the resume warning the checkpoint below $ISFR_RUNS_DIR: no record holds the machine's folders."""
+    import json
+    import warnings
+
+    from isfr.training import done_checkpoint
+
+    runs, data = tmp_path / "runs", tmp_path / "data"
+    data.mkdir()
+    monkeypatch.setenv("ISFR_RUNS_DIR", str(runs))
+    monkeypatch.setenv("ISFR_DATA_ROOT", str(data))
+    run = runs / "small" / "toy"
+    config = {"data": {"root": str(data)}, "width": 4}
+    fit(ToyStage(), ToyData(), toy_cfg(total_steps=4, val_every=2), run, val_batches=val_batches(), config=config)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fit(ToyStage(), ToyData(), toy_cfg(total_steps=6, val_every=2), run, val_batches=val_batches(),
+            config={**config, "note": "extended"})
+    resumed = [str(w.message) for w in caught if "changed config" in str(w.message)]
+    assert resumed and resumed[0].startswith("resuming $ISFR_RUNS_DIR/small/toy/checkpoints/step_")
+    records = {f.name: f.read_text() for f in run.iterdir() if f.is_file()}
+    assert {"done.json", "config.json", "train_log.csv", "val_log.csv"} <= set(records)
+    for name, text in records.items():
+        assert str(tmp_path) not in text, f"{name} names an absolute path"
+    done = json.loads(records["done.json"])
+    assert (done["best_checkpoint"], done["last_checkpoint"]) == ("checkpoints/best.pt", "checkpoints/last.pt")
+    assert done_checkpoint(run) == run / "checkpoints" / "best.pt" and done_checkpoint(run).is_file()
+    assert done_checkpoint(run, "last_checkpoint") == run / "checkpoints" / "last.pt"
+    assert json.loads(records["config.json"])["config"]["data"]["root"] == "$ISFR_DATA_ROOT"
+
+
+def test_done_checkpoint_reads_an_absolute_entry_as_written(tmp_path: Path) -> None:
+    """done.json files written before checkpoints were named relative to the run folder still resolve."""
+    import json
+
+    from isfr.training import done_checkpoint
+
+    elsewhere = tmp_path / "old_runs" / "sfr" / "checkpoints" / "best.pt"
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "done.json").write_text(json.dumps({"best_checkpoint": str(elsewhere),
+                                                            "last_checkpoint": None}))
+    assert done_checkpoint(tmp_path / "run") == elsewhere
+    assert done_checkpoint(tmp_path / "run", "last_checkpoint") is None
+    assert done_checkpoint(tmp_path / "absent") is None

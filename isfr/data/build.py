@@ -6,6 +6,7 @@ import os
 import warnings
 from dataclasses import asdict, dataclass, field
 
+from ..paths import shown_path
 from .celeba import CelebA, Protocol
 from .datasets import InpaintingEvalDataset, InpaintingTrainDataset
 from .folder import ImageFolder
@@ -70,7 +71,7 @@ def build_from_config(cfg: DataConfig, split: Split = "train") -> InpaintingTrai
     nvidia = NvidiaMasks(root.masks, cfg.resolution, cfg.cache) if needs_nvidia else None
     if split == "train":
         if cfg.mask_protocol == "paper" and nvidia is None and root.kind != "synthetic":
-            warnings.warn(f"NVIDIA masks not found beside {root.path}: training with procedural masks",
+            warnings.warn(f"NVIDIA masks not found beside {shown_path(root.path)}: training with procedural masks",
                           UserWarning, stacklevel=2)
         bank = train_bank(cfg.mask_protocol, cfg.resolution, nvidia)
         sampler = MaskSampler(bank, cfg.train_bucket, cfg.mask_augment)

@@ -19,6 +19,7 @@ from typing import Literal
 
 import pandas as pd
 
+from ..paths import shown_path
 from .sources import ImageFiles
 from .splits import Split, SplitFractions, check_split, seeded_split
 
@@ -92,7 +93,7 @@ class CelebA(ImageFiles):
         extra = f", seed {seed}" if protocol == "paper" else ""
         super().__init__(
             root / IMAGE_DIR, names, "celeba",
-            f"CelebA {split} split ({protocol} protocol{extra}, {len(names)} images) at {root}", split,
+            f"CelebA {split} split ({protocol} protocol{extra}, {len(names)} images) at {shown_path(root)}", split,
         )
         self.celeba_root = root
         self.protocol = protocol

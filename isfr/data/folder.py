@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..paths import shown_path
 from .sources import ImageFiles
 from .splits import Split, SplitFractions, seeded_split
 
@@ -36,5 +37,5 @@ class ImageFolder(ImageFiles):
         if not all_names:
             raise FileNotFoundError(f"{root}: no images ({', '.join(sorted(IMAGE_EXTENSIONS))}) found")
         names = seeded_split(all_names, split, seed, fractions)
-        desc = f"image folder {root}, {split} split (seed {seed}, {len(names)} of {len(all_names)} images)"
+        desc = f"image folder {shown_path(root)}, {split} split (seed {seed}, {len(names)} of {len(all_names)} images)"
         super().__init__(root, names, "folder", desc, split)

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from isfr.paths import shown_path
 from isfr.utils import atomic_path
 from .buckets import BUCKETS, PAPER_RANGES, bucket_of, members
 from .images import to_uint8_array
@@ -105,7 +106,7 @@ class NvidiaMasks:
         self.buckets: np.ndarray = self.index["bucket"].to_numpy()
         self._packed: np.ndarray | None = None
         self._lookup = {n: i for i, n in enumerate(self.names)}
-        self.description = f"NVIDIA irregular masks ({len(self)} at {resolution}px) from {self.folder}"
+        self.description = f"NVIDIA irregular masks ({len(self)} at {resolution}px) from {shown_path(self.folder)}"
 
     def _build(self, names: list[str], workers: int | None) -> None:
         r = self.resolution

@@ -20,6 +20,7 @@ from isfr.training.loop import (
     StepBatchSampler,
     StepContext,
     TrainLoopConfig,
+    done_checkpoint,
     fit,
     is_finished,
 )
@@ -39,6 +40,7 @@ __all__ = [
     "TrainLoopConfig",
     "cleanup",
     "dist_info",
+    "done_checkpoint",
     "find_latest_checkpoint",
     "fit",
     "init_distributed",

@@ -40,6 +40,7 @@ from isfr.training.checkpoint import (
     restore_rng_state,
     to_plain,
 )
+from isfr.paths import portable, portable_text, shown_path
 from isfr.utils import atomic_open, atomic_write_json, autocast, git_commit, hardware, resolve_amp, seed_everything
 
 __all__ = [
@@ -366,6 +367,17 @@ def read_done(run_dir: Path) -> dict[str, Any] | None:
     return _json_or_none(run_dir / "done.json")
 
 
+def done_checkpoint(run_dir: str | Path, key: str = "best_checkpoint") -> Path | None:
+    """The checkpoint ``done.json`` names under ``key`` ("best_checkpoint" | "last_checkpoint"), or None: a
+    relative entry (what :func:`fit` writes) is relative to the run folder; an absolute one (written before
+    2026-12-06) is taken as it is."""
+    entry = (read_done(Path(run_dir)) or {}).get(key)
+    if not entry:
+        return None
+    p = Path(entry)
+    return p if p.is_absolute() else Path(run_dir) / p
+
+
 def _json_or_none(path: Path) -> dict[str, Any] | None:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
@@ -462,12 +474,13 @@ class _Run:
         if len(rngs) == self.info.world_size:
             restore_rng_state(rngs[self.info.rank])
         else:
-            warnings.warn(f"{where}: saved by {len(rngs)} process(es), resumed by "
+            warnings.warn(f"{shown_path(where)}: saved by {len(rngs)} process(es), resumed by "
                           f"{self.info.world_size}; RNG streams are reseeded", stacklevel=3)
             seed_everything(_mix(self.cfg.seed, self.info.rank, self.step) % 2**31)
         diffs = config_diff(ckpt.get("config"), self.config) if self.config is not None else []
         if diffs:
-            warnings.warn(f"resuming {where} with a changed config:\n  " + "\n  ".join(diffs), stacklevel=3)
+            warnings.warn(f"resuming {shown_path(where)} with a changed config:\n  "
+                          + "\n  ".join(portable_text(d) for d in diffs), stacklevel=3)
         self.last_ckpt = Path(where)
 
     def state(self, losses: Mapping[str, float], rng: list[dict[str, Any]]) -> dict[str, Any]:
@@ -528,7 +541,7 @@ class _Run:
     def check_data_position(self, ckpt: dict[str, Any] | None) -> None:
         stored = ((ckpt or {}).get("data") or {}).get("sampler")
         if stored and self.sampler and stored != self.sampler.state_dict():
-            warnings.warn(f"data sampler changed since {ckpt['path']} ({stored} -> "
+            warnings.warn(f"data sampler changed since {shown_path(ckpt['path'])} ({stored} -> "
                           f"{self.sampler.state_dict()}): the data order differs from an "
                           f"uninterrupted run", stacklevel=3)
 
@@ -613,7 +626,8 @@ def _run_lock(run_dir: Path) -> Iterator[None]:
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise RunBusyError(f"{run_dir} is being trained by another process (lock {path}): wait for it to "
+            raise RunBusyError(f"{shown_path(run_dir)} is being trained by another process (lock {shown_path(path)}): "
+                               "wait for it to "
                                "finish or stop it; never train one run from two processes") from None
         try:
             yield
@@ -672,11 +686,13 @@ def _write_config(run_dir: Path, stage: str, preset: str | None, config: Any, cf
     say, or the precision "auto" picks on another machine) gets the new ones, and ``history`` says from which
     step, at which commit, what changed."""
     now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-    new = {"stage": stage, "preset": preset, "config": to_plain(config), "loop_config": to_plain(asdict(cfg)),
+    new = {"stage": stage, "preset": preset, "config": portable(to_plain(config)),
+           "loop_config": portable(to_plain(asdict(cfg))),
            "precision": {"none": "fp32"}.get(precision, precision), "git_commit": git_commit(),
            "world_size": world_size, "hardware": hardware()}
     path = run_dir / "config.json"
     old = _json_or_none(path) if resumed_at is not None else None
+    old = portable(old) if old is not None else None  # a record written with absolute paths compares alike
     if old is None:
         atomic_write_json({**new, "started": now}, path)
         return
@@ -709,14 +725,24 @@ def _tidy_checkpoint_dir(run: _Run, ckpt: dict[str, Any] | None) -> None:
             continue
         if s > resumed:
             p.replace(p.with_name(p.name + ".corrupt"))
-            warnings.warn(f"renamed unreadable checkpoint {p} to {p.name}.corrupt", stacklevel=3)
+            warnings.warn(f"renamed unreadable checkpoint {shown_path(p)} to {p.name}.corrupt", stacklevel=3)
+
+
+def _in_run(run: _Run, path: Path) -> str:
+    """``path`` relative to the run folder (``checkpoints/best.pt``) where it lies inside it (never absolute)."""
+    try:
+        return Path(path).relative_to(run.run_dir).as_posix()
+    except ValueError:
+        return shown_path(path)
 
 
 def _write_done(run: _Run, step: int, last: Path | None) -> None:
+    """``done.json``: the run finished; its checkpoints are named relative to the run folder (read them with
+    :func:`done_checkpoint`)."""
     atomic_write_json({
         "stage": run.stage.name, "preset": run.preset, "step": step, "total_steps": run.cfg.total_steps,
-        "last_checkpoint": str(last) if last else None,
-        "best_checkpoint": str(run.mgr.best_path) if run.mgr.best_path.exists() else None,
+        "last_checkpoint": _in_run(run, last) if last else None,
+        "best_checkpoint": _in_run(run, run.mgr.best_path) if run.mgr.best_path.exists() else None,
         "best": run.best, "git_commit": git_commit(), "hardware": hardware(),
         "finished": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }, run.run_dir / "done.json")
@@ -757,7 +783,7 @@ def _train(run: _Run, batches: Iterator[Any], start: int, stop: int, val_batches
                     f"stage {stage.name!r}: non-finite loss at step {step}: "
                     + ", ".join(f"{k}={losses[k]}" for k in bad)
                     + f" (all losses: {losses}); last good checkpoint: "
-                    + (str(run.last_ckpt) if run.last_ckpt else "none (no checkpoint saved yet)")
+                    + (shown_path(run.last_ckpt) if run.last_ckpt else "none (no checkpoint saved yet)")
                 )
             for k, v in losses.items():
                 run.window[k] = run.window.get(k, 0.0) + v

@@ -4,12 +4,13 @@ Usage: ``python benchmarks/bench_sfr_step.py [--preset small] [--threads 1] [--r
 [--out sfr_step_cpu.md]``.
 
 The parts, timed separately on one fixed batch at the preset's batch size, resolution and precision (random
-weights, random VGG-16 features where the loss weights them, central 25 % hole, no data loading): the whole ``SFRStage.train_step`` with the preset's guess dropout
-(stages 1-2 run only for the samples whose E_C reads the guess) and with stages 1-2 run for the whole batch
-(``guess_dropout=0``, the session-6 step); stages 1-2's forward alone (fp32, no grad, whole batch); the SFR's
-forward + backward on L1 alone; one D2 step; and the U-Net baseline's whole step (L1). Time = median of
-``--repeats`` calls after one warm-up call. The parts do not add up to the step exactly: the step also runs
-eq. 10's terms, D2's forward for the adversarial term and both optimisers.
+weights, random VGG-16 features where the loss weights them, central 25 % hole, no data loading): the whole
+``SFRStage.train_step`` with the preset's guess dropout (stages 1-2 run only for the samples whose E_C reads the
+guess) and with stages 1-2 run for the whole batch (``guess_dropout=0``, the step of the recipe freeze of
+2026-12-01, commit d5c2f8e); stages 1-2's forward alone (fp32, no grad, whole batch); the SFR's forward + backward
+on L1 alone; one D2 step; and the U-Net baseline's whole step (L1). Time = median of ``--repeats`` calls after one
+warm-up call. The parts do not add up to the step exactly: the step also runs eq. 10's terms, D2's forward for the
+adversarial term and both optimisers.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""How many torch threads a process should use on this machine: 1 vs 2, alone and beside a busy process.
+"""How many torch threads a process should use on the CPU it runs on: 1 vs 2, alone and beside a busy process.
 
 Usage: ``python benchmarks/bench_threads.py [--steps 8] [--out threads_cpu.md]``. Times a training step of
 the ``small`` preset's learned U-Net (64 px, batch 16, bf16 autocast; the ladder's base rung) in a fresh

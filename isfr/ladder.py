@@ -101,7 +101,7 @@ _EQ10 = {f.name: f.default for f in dataclasses.fields(LossConfig) if f.name.sta
 RUNGS: dict[str, Rung] = {r.name: r for r in (
     _BASE,
     _r("unet_seed1", "seed 1 (seed noise)", "unet", _BASE, seed=1),
-    _r("unet_50min", "the issue's calibration: the same U-Net for 50 CPU-minutes (6,700 steps), not a rung",
+    _r("unet_50min", "the calibration: the same U-Net for 50 CPU-minutes (6,700 steps), not a rung",
        "unet", _BASE, steps=6_700),
     _r("unet_seed2", "seed 2 (seed noise)", "unet", _BASE, seed=2),
     _r("unet_wide", "control for 2enc: one encoder, ngf 31 (5.3 M params, as many as 2enc)", "unet", _BASE,

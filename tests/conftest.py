@@ -49,13 +49,13 @@ def data_root() -> Path:
 
 @pytest.fixture(scope="session")
 def mask_cache(tmp_path_factory) -> Path:
-    """One mask cache folder for the whole session (so NVIDIA ratios are computed once)."""
+    """One mask cache folder for the whole test run (so NVIDIA ratios are computed once)."""
     return tmp_path_factory.mktemp("isfr-cache")
 
 
 @pytest.fixture(scope="session")
 def nvidia_256(data_root, mask_cache):
-    """The real NVIDIA masks at 256 px (cache built once per session, in tmp)."""
+    """The real NVIDIA masks at 256 px (cache built once per test run, in tmp)."""
     from isfr.data import NvidiaMasks
 
     return NvidiaMasks(data_root / "nvidia_irregular_masks", 256, cache=mask_cache, workers=2)

@@ -1,4 +1,4 @@
-"""Scripts in tools/ that a session runs on real run folders."""
+"""Scripts in tools/ that run on real run folders."""
 from __future__ import annotations
 
 import pandas as pd

@@ -112,7 +112,7 @@ def stop(proc: subprocess.Popen | None) -> None:
     if proc is None or proc.poll() is not None:
         return
     try:
-        os.killpg(proc.pid, signal.SIGTERM)  # the server and its kernels (own session, started here)
+        os.killpg(proc.pid, signal.SIGTERM)  # the server and its kernels (its own process group: start_new_session)
         proc.wait(timeout=20)
     except (subprocess.TimeoutExpired, ProcessLookupError):
         try:

@@ -1,7 +1,7 @@
 """How much PSNR a `small` model needs over `inpaint_biharmonic` before its SSIM lead is above zero (a planning
-estimate from committed per-image val scores; session 10).
+estimate from committed per-image val scores, first made on 2026-12-04).
 
-For every scored model (the session-6 ISFRNet in ``val_per_image.csv.gz`` and every ladder rung in
+For every scored model (the ISFRNet of ``val_per_image.csv.gz`` and every ladder rung in
 ``ladder_runs/*/val_scores.csv.gz``) and paper range: the mean paired PSNR and SSIM difference against biharmonic
 and the lower end of the SSIM difference's 95 % bootstrap CI (``isfr.evaluation.head_to_head``). A straight line through
 the rungs' (PSNR, SSIM) pairs gives the SSIM a PSNR lead buys; the ISFRNet's offset from that line says how much
@@ -25,7 +25,7 @@ RANGES = ("20-40", "40-60")
 def differences(folder: Path) -> pd.DataFrame:
     val = read_csv(folder / "val_per_image.csv.gz")
     bih = val[val.method == "biharmonic"]
-    models = {"ISFRNet (session 6)": val[val.method == "ISFRNet"]}
+    models = {"ISFRNet": val[val.method == "ISFRNet"]}
     models |= {p.parent.name: read_csv(p) for p in sorted(folder.glob("ladder_runs/*/val_scores.csv.gz"))}
     rows = []
     for name, df in models.items():

@@ -184,7 +184,7 @@ def train_all(preset: Preset, variants: list[str] | None = None, data_root: str 
     processes (one per core) share the list without planning; once the list is through, the skipped jobs are
     tried again every ``wait_s`` seconds until none is held: one the other process finished is then loaded,
     one it left or died on (the lock goes with the process) is trained here. Resumable: call again
-    after a time-budget stop or a killed session."""
+    after a time-budget stop or a killed process."""
     done: list[tuple[str, FitResult | None]] = []
     preset = with_data_root(preset, data_root)
     for name, fn in (("stylegan", train_stylegan), ("psp", train_psp)):

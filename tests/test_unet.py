@@ -12,7 +12,7 @@ def test_shapes_and_size_of_the_baseline():
     x, m = torch.randn(2, 3, 64, 64), (torch.rand(2, 1, 64, 64) > 0.7).float()
     assert net(x * (1 - m), m).shape == (2, 3, 64, 64)
     n = sum(p.numel() for p in net.parameters())
-    assert 3.0e6 < n < 3.5e6  # the calibration U-Net has about 3.3 M parameters
+    assert 3.0e6 < n < 3.5e6  # the ladder's calibration U-Net has about 3.3 M parameters
     assert net.widths == [24, 48, 96, 192, 192]
 
 

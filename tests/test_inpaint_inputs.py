@@ -1,7 +1,10 @@
-"""``isfr inpaint`` on the inputs a new user tries (issue 12): exit code, one stderr line naming the file,
-the cause and a fix, nothing written and nothing changed on an error; umask, 0/1 masks, one-line warnings."""
+"""``isfr inpaint`` on the inputs a new user tries: exit code, one stderr line naming the file, the cause and a
+fix, nothing written and nothing changed on an error; phone photos (EXIF orientation), several faces, large
+photos, folder mode; the arguments of ``isfr train`` / ``reproduce`` / ``ladder`` / ``export`` / ``evaluate``
+refused before any work; umask, 0/1 masks, one-line warnings."""
 from __future__ import annotations
 
+import functools
 import os
 import re
 import struct
@@ -11,12 +14,12 @@ import warnings
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import numpy as np
 import pytest
 import torch
-from PIL import Image, ImageFilter
+from PIL import ExifTags, Image, ImageFilter, ImageOps
 
 from isfr import cli
 from isfr.config import get_preset
@@ -39,17 +42,28 @@ def ckpt(tmp_path_factory) -> Path:
     return _save_model(tmp_path_factory.mktemp("ckpt") / "isfrnet.pt")
 
 
+class Ran(NamedTuple):
+    rc: int
+    err: list[str]
+    out: list[str]
+
+
 @pytest.fixture
 def run(monkeypatch, capsys):
-    """``cli.main(argv)`` -> (exit code, stderr lines), warnings printed on stderr as the command line does."""
+    """``cli.main(argv)`` -> (exit code, stderr lines, stdout lines), warnings printed on stderr as the command
+    line does; an argparse refusal (``SystemExit``) gives its exit code."""
     monkeypatch.setattr(warnings, "formatwarning", warnings.formatwarning)  # main installs its own; undone after
     monkeypatch.setattr(warnings, "showwarning", lambda msg, cat, fn, ln, file=None, line=None: sys.stderr.write(
         warnings.formatwarning(msg, cat, fn, ln, line)))
 
-    def go(*argv: object) -> tuple[int, list[str]]:
+    def go(*argv: object) -> Ran:
         capsys.readouterr()
-        rc = cli.main([str(a) for a in argv])
-        return rc, capsys.readouterr().err.splitlines()
+        try:
+            rc = cli.main([str(a) for a in argv])
+        except SystemExit as exc:
+            rc = exc.code
+        got = capsys.readouterr()
+        return Ran(rc, got.err.splitlines(), got.out.splitlines())
     return go
 
 
@@ -78,6 +92,11 @@ def _png16(arr: np.ndarray, path: Path) -> Path:
     return path
 
 
+def _png(arr: np.ndarray, path: Path) -> Path:
+    Image.fromarray(arr).save(path)
+    return path
+
+
 def _truncated(data: bytes, path: Path) -> Path:
     path.write_bytes(data[:len(data) // 2])
     return path
@@ -88,12 +107,20 @@ class Case:
     """Files made in ``tmp``: ``make(tmp)`` -> (photo, mask, extra argv); then the expected outcome."""
     make: Callable[[Path], tuple[Path, Path, list[str]]]
     rc: int
-    line: str | None = None  # regex the one stderr line must match (error, or warning when rc is 0); None: silent
+    line: str | tuple[str, ...] | None = None  # regex of the one stderr line (error, or warning when rc is 0), or of
+    # each line in order; None: silent
     out: str = "out.png"
     written: tuple[str, ...] = ("out.png",)  # new files when rc is 0 (or in folder mode)
     expect: Callable[[Path, Path, Path], None] | None = None  # (photo, mask, out) -> asserts on the result
     checkpoint: Callable[[Path, Path], Path] | None = None  # (tmp, good ckpt) -> the ckpt to pass
-    preexisting: dict[str, bytes] = field(default_factory=lambda: {"out.png": b"an old result"})  # rc 1 only
+    preexisting: dict[str, bytes] | None = None  # files there before; default: an old out.png when rc is not 0
+    overwrite: bool | None = None  # pass --overwrite; default: when a file was there before and rc is not 0
+    stdout: str | None = None  # regex one stdout line must match
+
+    def before(self) -> dict[str, bytes]:
+        if self.preexisting is not None:
+            return self.preexisting
+        return {"out.png": b"an old result"} if self.rc != 0 else {}
 
 
 def _photo_mask(photo: Image.Image | Callable[[Path], Path], mask: np.ndarray | Callable[[Path], Path] | None = None,
@@ -186,10 +213,81 @@ def _folder(tmp: Path) -> tuple[Path, Path, list[str]]:
     return photos, masks, ["--no-align"]
 
 
+def _plus(make: Callable[[Path], tuple[Path, Path, list[str]]], *extra: str):
+    def more(tmp: Path) -> tuple[Path, Path, list[str]]:
+        photo, mask, args = make(tmp)
+        return photo, mask, [*args, *extra]
+    return more
+
+
 def _folder_onto_file(tmp: Path) -> tuple[Path, Path, list[str]]:
     photos, masks, args = _folder(tmp)
     (photos / "b.jpg").unlink()
     return photos, masks, args
+
+
+# ---------------------------------------------------------------- real faces (dlib finds them)
+HEAD_HOLE = (105, 120, 155, 160)  # x0, y0, x1, y1 in pixels of _head(): nose and mouth
+
+
+@functools.lru_cache(maxsize=None)
+def _head() -> Image.Image:
+    """The astronaut's head from scikit-image's sample photo, 260x300: dlib finds its face (about 64 px wide)."""
+    from skimage import data
+
+    return Image.fromarray(data.astronaut()).crop((95, 0, 355, 300))
+
+
+def _hole_at(size: tuple[int, int], box: tuple[int, int, int, int], scale: float = 1.0) -> np.ndarray:
+    m = np.zeros(size[::-1], np.uint8)
+    x0, y0, x1, y1 = (round(v * scale) for v in box)
+    m[y0:y1, x0:x1] = 255
+    return m
+
+
+def _exif_photo(tmp: Path) -> Path:
+    """A phone photo: the head stored turned a quarter to the left, with the EXIF orientation 6 that viewers
+    turn it back upright by."""
+    exif = Image.Exif()
+    exif[ExifTags.Base.Orientation] = 6
+    _head().transpose(Image.Transpose.ROTATE_90).save(tmp / "photo.jpg", quality=95, exif=exif.tobytes())
+    return tmp / "photo.jpg"
+
+
+def _two_faces() -> Image.Image:
+    """The head, and beside it a copy at 0.8 of its size (its face at about (404, 118)), on blue."""
+    big, small = _head(), _head().resize((208, 240), Image.Resampling.LANCZOS)
+    canvas = Image.new("RGB", (508, 300), (40, 90, 160))
+    canvas.paste(big, (0, 0))
+    canvas.paste(small, (300, 30))
+    return canvas
+
+
+def _large(tmp: Path) -> Path:
+    _head().resize((1300, 1500), Image.Resampling.BICUBIC).save(tmp / "photo.jpg", quality=90)
+    return tmp / "photo.jpg"
+
+
+def _viewed_and_filled(photo: Path, mask: Path, out: Path) -> None:
+    """The output is the photo as viewed (no orientation tag), bit-identical outside the hole, changed inside."""
+    img = Image.open(out)
+    assert ExifTags.Base.Orientation not in img.getexif()
+    src = np.asarray(ImageOps.exif_transpose(Image.open(photo)).convert("RGB")).astype(int)
+    res = np.asarray(img.convert("RGB")).astype(int)
+    hole = np.asarray(Image.open(mask)) >= 128
+    assert res.shape == src.shape == hole.shape + (3,)
+    assert (res[~hole] == src[~hole]).all() and np.abs(res - src)[hole].mean() > 5
+
+
+def _folder_with(tmp: Path, outputs: tuple[str, ...] = ()) -> tuple[Path, Path, list[str]]:
+    """Photos a, b, c with masks a, c (b has none; c's mask has no hole)."""
+    photos, masks = tmp / "photos", tmp / "masks"
+    photos.mkdir(), masks.mkdir()
+    for stem in "abc":
+        _face().save(photos / f"{stem}.png")
+    Image.fromarray(_box()).save(masks / "a.png")
+    Image.fromarray(np.zeros((RES, RES), np.uint8)).save(masks / "c.png")
+    return photos, masks, ["--no-align"]
 
 
 ERR = r"^isfr inpaint: error: "
@@ -230,7 +328,7 @@ CASES: dict[str, Case] = {
     "mask-other-size": Case(_photo_mask(_face(), _box((2 * RES, 2 * RES))), 0,
                             r"^warning: .*mask\.png: mask is 128x128 but the photo is 64x64; resizing the mask"),
     "mask-other-shape": Case(_photo_mask(_face(), _box((100, 50))), 1,
-                             ERR + r".*mask\.png: the mask is 100x50 but the photo is 64x64 \(another shape\); draw"),
+                             ERR + r".*mask\.png: the mask is 100x50 but the photo is 64x64 as viewed \(another shape\); draw"),
     "text-as-photo": Case(_photo_mask(_text("photo.jpg")), 1,
                           ERR + r".*photo\.jpg: not an image file \(no image format Pillow knows.*\); " + FIX_PHOTO),
     "text-as-mask": Case(_photo_mask(_face(), _text("mask.jpg")), 1,
@@ -239,7 +337,7 @@ CASES: dict[str, Case] = {
     "missing-mask": Case(_photo_mask(_face(), lambda t: t / "nomask.png"), 1, ERR + r".*nomask\.png: mask not found"),
     "output-in-missing-folder": Case(_photo_mask(_face()), 1, ERR + r".*the output folder .*no[/\\]such does not "
                                      r"exist; create it first \(mkdir -p ", out="no/such/out.png", preexisting={}),
-    "existing-output": Case(_photo_mask(_face()), 1, ERR + r".*out\.png exists; pass --overwrite"),
+    "existing-output": Case(_photo_mask(_face()), 1, ERR + r".*out\.png exists; pass --overwrite", overwrite=False),
     "checkpoint-cut-in-half": Case(_photo_mask(_face()), 1, ERR + r".*half\.pt: not a readable ISFRNet checkpoint "
                                    r"\(truncated or not a torch file\); re-export it with "
                                    r"`isfr export --preset <preset>`",
@@ -249,11 +347,52 @@ CASES: dict[str, Case] = {
     "missing-checkpoint": Case(_photo_mask(_face()), 1, ERR + r".*nope\.pt: ISFRNet checkpoint not found; train one "
                                r"with `isfr train --preset <preset>` .*`isfr export --preset <preset> -o FILE`",
                                checkpoint=lambda t, g: t / "nope.pt"),
-    "folder-good-and-bad": Case(_folder, 1, ERR + r"1 of 3 photo\(s\) failed, 2 written to .*outdir: .*b\.jpg: not an "
-                                r"image file .*re-save it as PNG or JPEG$", out="outdir",
-                                written=("outdir/a.png", "outdir/c.png"), preexisting={"outdir/b.png": b"old b"}),
+    "folder-good-and-bad": Case(_folder, 1, (ERR + r"1 of 3 photo\(s\) failed, 2 written to .*outdir; fix these and "
+                                             r"rerun with --skip-existing:$",
+                                             r"^  .*photos[/\\]b\.jpg: not an image file .*re-save it as PNG or JPEG$"),
+                                out="outdir", written=("outdir/a.png", "outdir/c.png"),
+                                preexisting={"outdir/b.png": b"old b"}),
     "folder-onto-a-file": Case(_folder_onto_file, 1, ERR + r".*out\.png is a file; in folder mode the output is a "
                                r"folder"),
+    # an output that is a folder: said so, not "unsupported output type"
+    "output-is-a-folder": Case(_photo_mask(_face()), 1, ERR + r".*outdir is a folder; give an output file name such as "
+                               r".*outdir[/\\]photo\.png", out="outdir", written=(), preexisting={"outdir/keep.png": b"old"}),
+    # a phone photo: the mask drawn on it as viewers show it; the output upright, without the orientation tag
+    "exif-orientation": Case(_photo_mask(_exif_photo, lambda t: _png(_hole_at(_head().size, HEAD_HOLE), t / "mask.png"),
+                                         args=()), 0, expect=_viewed_and_filled,
+                             stdout=r"photo\.jpg: filled at 64 px, upscaled x3$"),
+    "exif-mask-in-the-stored-frame": Case(
+        _photo_mask(_exif_photo, lambda t: _png(_hole_at(_head().size, HEAD_HOLE).T, t / "mask.png"), args=()), 1,
+        ERR + r".*mask\.png: the mask is 300x260 but the photo is 260x300 as viewed \(width and height swapped: a "
+        r"phone photo's EXIF orientation turns it; draw the mask on the photo as an image viewer shows it\)"),
+    # two faces: the one the hole is on is filled, even when it is the smaller
+    "two-faces-hole-on-the-smaller": Case(_photo_mask(_two_faces(), _hole_at((508, 300), (385, 125, 425, 160)), args=()),
+                                          0, expect=_viewed_and_filled),
+    "two-faces-hole-on-neither": Case(_photo_mask(_two_faces(), _hole_at((508, 300), (240, 250, 300, 295)), args=()), 1,
+                                      ERR + r".*photo\.png: 100% of the hole lies outside the face crop of every one of "
+                                      r"the 2 faces found, and only holes on a face are filled; mark the hole on a face"),
+    # a large photo: filled at the model's size and enlarged, said on stdout
+    "large-photo": Case(_photo_mask(_large, lambda t: _png(_hole_at((1300, 1500), HEAD_HOLE, 5), t / "mask.png"),
+                                    args=()), 0, expect=_viewed_and_filled,
+                        stdout=r"photo\.jpg: filled at 64 px, upscaled x1[4-6]$"),
+    # folder mode: a rerun carries on, every warning names its file
+    "folder-skip-existing": Case(_plus(_folder, "--skip-existing"), 1, (ERR + r"1 of 2 photo\(s\) failed, 1 written to .*outdir \(1 left as "
+                                              r"they were: --skip-existing\)", r"^  .*b\.jpg: not an image file"),
+                                 out="outdir", written=("outdir/c.png",), preexisting={"outdir/a.png": b"old a"},
+                                 overwrite=False, stdout=r"^1 photo\(s\) skipped: their output exists in .*outdir "
+                                 r"\(a\.png\)$"),
+    "folder-existing-outputs": Case(_folder, 1, ERR + r"1 output\(s\) exist in .*outdir \(a\.png\); pass --overwrite "
+                                    r"to replace them, or --skip-existing to leave them", out="outdir", written=(),
+                                    preexisting={"outdir/a.png": b"old a"}, overwrite=False),
+    "folder-skip-existing-and-overwrite": Case(_plus(_folder, "--skip-existing"), 2, r"^isfr inpaint: error: --skip-existing keeps the outputs "
+                                               r"that exist and --overwrite replaces them: give one$", out="outdir",
+                                               written=(), preexisting={"outdir/a.png": b"old a"}, overwrite=True),
+    "folder-warnings-name-their-files": Case(_folder_with, 0, (
+        r"^warning: 1 photo\(s\) without a mask in .*masks skipped: b\.png$",
+        r"^warning: .*masks[/\\]c\.png: mask has no hole pixels .* writing .*photos[/\\]c\.png unchanged"),
+        out="outdir", written=("outdir/a.png", "outdir/c.png")),
+    "skip-existing-for-one-photo": Case(_photo_mask(_face(), args=("--no-align", "--skip-existing")), 2, r"^isfr inpaint: error: --skip-existing is for folder "
+                                        r"mode", overwrite=False),
 }
 
 
@@ -266,20 +405,25 @@ def test_inpaint_input(name, tmp_path, ckpt, run):
     case = CASES[name]
     photo, mask, args = case.make(tmp_path)
     model = case.checkpoint(tmp_path, ckpt) if case.checkpoint else ckpt
-    pre = case.preexisting if case.rc == 1 else {}  # an error must leave an existing output as it was
+    pre = case.before()  # an error must leave an existing output as it was; --skip-existing too
     for rel, data in pre.items():
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_bytes(data)
-    overwrite = ["--overwrite"] if pre and name != "existing-output" else []
+    overwrite = bool(pre) and case.rc != 0 if case.overwrite is None else case.overwrite
     before = _files(tmp_path)
-    rc, err = run("inpaint", photo, "--mask", mask, "--checkpoint", model, "-o", tmp_path / case.out,
-                  "--no-progress", *args, *overwrite)
+    rc, err, out = run("inpaint", photo, "--mask", mask, "--checkpoint", model, "-o", tmp_path / case.out,
+                       "--no-progress", *args, *(["--overwrite"] if overwrite else []))
     after = _files(tmp_path)
     assert rc == case.rc, err
-    assert len(err) == (case.line is not None), err
-    if case.line:
-        assert re.search(case.line, err[0]), err[0]
-        assert "BytesIO" not in err[0] and "dataset" not in err[0] and "weights_only" not in err[0]
+    lines = (case.line,) if isinstance(case.line, str) else case.line or ()
+    assert len(err) == len(lines), err
+    for pattern, got in zip(lines, err):
+        assert re.search(pattern, got), got
+        assert "BytesIO" not in got and "dataset" not in got and "weights_only" not in got and "Traceback" not in got
+    if case.stdout:
+        assert any(re.search(case.stdout, o) for o in out), out
+    if case.rc != 0:
+        assert not [o for o in out if o.startswith("wrote")], out  # nothing reported as written
     assert {k: after[k] for k in before} == before  # inputs and existing outputs untouched
     new = set(after) - set(before)
     assert new == (set(case.written) if case.rc == 0 or case.out == "outdir" else set()), new
@@ -309,7 +453,7 @@ def test_output_folder_is_not_created_on_error(tmp_path, ckpt, run):
 def test_inpaint_warns_about_undertrained_models(tmp_path, run, extra, line):
     path = _save_model(tmp_path / "smoke.pt", **extra)
     photo, mask, args = _photo_mask(_face())(tmp_path)
-    rc, err = run("inpaint", photo, "--mask", mask, "--checkpoint", path, "-o", tmp_path / "out.png", *args)
+    rc, err, _ = run("inpaint", photo, "--mask", mask, "--checkpoint", path, "-o", tmp_path / "out.png", *args)
     assert rc == 0 and len(err) == (line is not None), err
     if line:
         assert re.search(line, err[0]), err[0]
@@ -317,13 +461,13 @@ def test_inpaint_warns_about_undertrained_models(tmp_path, run, extra, line):
 
 def test_evaluate_warns_about_a_smoke_model_and_reports_a_bad_file(tmp_path, run):
     path = _save_model(tmp_path / "m.pt", preset="smoke", steps="StyleGAN2 30 + pSp 20 steps (batch 4)")
-    rc, err = run("evaluate", "--checkpoint", path, "--data-root", "synthetic", "--limit", "1", "--basic-metrics",
+    rc, err, _ = run("evaluate", "--checkpoint", path, "--data-root", "synthetic", "--limit", "1", "--basic-metrics",
                   "--no-progress")
     assert rc == 0
     assert [e for e in err if "near-untrained" in e] == [
         f"warning: {path}: near-untrained: smoke preset, StyleGAN2 30 + pSp 20 steps (batch 4); its results only "
         "show that the code runs (`isfr train --preset small` trains a usable model)"]
-    rc, err = run("evaluate", "--checkpoint", _ckpt_half(tmp_path, path), "--data-root", "synthetic")
+    rc, err, _ = run("evaluate", "--checkpoint", _ckpt_half(tmp_path, path), "--data-root", "synthetic")
     assert rc == 1 and len(err) == 1 and "half.pt: not a readable ISFRNet checkpoint" in err[0], err
 
 

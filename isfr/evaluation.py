@@ -241,8 +241,10 @@ def write_table(table: pd.DataFrame, stem: str | os.PathLike, *, heading: str | 
     the tables notebooks 04-06 keep in ``figures/<preset>/``."""
     stem = Path(stem)
     if markdown is None:
-        shown = table if columns is None else table[list(columns)]
-        shown.attrs = dict(table.attrs)
+        shown = table
+        if columns is not None:
+            shown = table[list(columns)]
+            shown.attrs = dict(table.attrs)  # the footer stays under the columns shown
         markdown = to_markdown(shown)
     text = "\n\n".join(block for block in (heading, markdown, "\n".join(notes)) if block) + "\n"
     md = stem.with_name(stem.name + ".md")

@@ -58,3 +58,28 @@ def test_warnings_are_one_line():
     finally:
         warnings.formatwarning = old
     assert text == "warning: first line second line\n"
+
+
+def test_every_notebook_sets_up_through_setup():
+    """The code cell after each notebook's parameters calls isfr.notebook.setup (no notebook builds its preset,
+    data root or provenance line by hand)."""
+    from pathlib import Path
+
+    import nbformat
+
+    notebooks = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    assert len(notebooks) >= 8
+    for path in notebooks:
+        code = [c for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"]
+        first = next(i for i, c in enumerate(code) if "parameters" in c.metadata.get("tags", []))
+        cell = code[first + 1].source
+        assert "from isfr.notebook import setup" in cell and "setup(preset, data_root, seed" in cell, path.name
+        assert "get_preset(" not in cell and "resolve_data_root(" not in cell, path.name
+
+
+def test_setup_at_another_resolution(monkeypatch):
+    """Notebook 01's `resolution` parameter: passed as the `resolution` override, every resolution field follows."""
+    monkeypatch.delenv("ISFR_DATA_ROOT", raising=False)
+    s = setup("smoke", "synthetic", 0, {"resolution": 32}, steps="no training")
+    assert s.P.data.resolution == s.P.ifr.img_size == s.P.sfr.img_size == 32
+    assert "32 px" in s.note and "no training" in s.note

@@ -30,6 +30,7 @@ from torch.utils.data import DataLoader, Sampler
 from tqdm.auto import tqdm
 
 from isfr.training import distributed as D
+from isfr.training.progress import active as active_progress
 from isfr.training.checkpoint import (
     CheckpointManager,
     capture_rng_state,
@@ -757,8 +758,11 @@ def _train(run: _Run, batches: Iterator[Any], start: int, stop: int, val_batches
     train_log = _CsvLog(run.run_dir / "train_log.csv", start) if main else None
     val_log = _CsvLog(run.run_dir / "val_log.csv", start) if main else None
     tb = _tensorboard(run.run_dir / "tb", start + 1 if start else None) if (main and cfg.tensorboard) else None
+    overall = active_progress() if main else None  # the bar over every stage of `isfr train --main-only`
+    if overall is not None:
+        overall.begin(stage.name, start)
     bar = tqdm(total=cfg.total_steps, initial=start, desc=stage.name, disable=not (cfg.progress and main),
-               dynamic_ncols=True)
+               dynamic_ncols=True, position=1 if overall is not None else None, leave=overall is None)
     t0 = last_save = time.monotonic()
     losses: dict[str, float] = {}
     reason: str = "finished"
@@ -789,6 +793,8 @@ def _train(run: _Run, batches: Iterator[Any], start: int, stop: int, val_batches
                 run.window[k] = run.window.get(k, 0.0) + v
             run.window_n += 1
             bar.update(1)
+            if overall is not None:
+                overall.advance(stage.name)
             bar.set_postfix({k: _fmt(v) for k, v in losses.items()}, refresh=False)
             if step % cfg.log_every == 0:
                 if main:

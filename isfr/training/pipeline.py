@@ -20,12 +20,14 @@ from isfr.losses import LossConfig
 from isfr.models.isfrnet import ISFRNet
 from isfr.models.stylegan2 import Discriminator
 from isfr.runs import (Budget, Variant, ablation_variants, as_variant, best_checkpoint, data_config, run_config,
-                       run_dir, stage_runs, uses_pretrained_stage1, val_batches, variant_preset, with_data_root)
+                       run_dir, schedule_status, stage_runs, uses_pretrained_stage1, val_batches, variant_preset,
+                       with_data_root)
 from isfr.trained import build_disc, build_model, build_unet, load_stage1, trained_model
 from isfr.utils import seeded
 
 from .checkpoint import read_checkpoint
 from .loop import FitResult, RunBusyError, TrainLoopConfig, fit
+from .progress import OverallProgress
 from .stages import IFRStage, PSPStage, SFRStage, StyleGANStage
 
 
@@ -185,8 +187,17 @@ def train_all(preset: Preset, variants: list[str] | None = None, data_root: str 
     tried again every ``wait_s`` seconds until none is held: one the other process finished is then loaded,
     one it left or died on (the lock goes with the process) is trained here. Resumable: call again
     after a time-budget stop or a killed process."""
-    done: list[tuple[str, FitResult | None]] = []
     preset = with_data_root(preset, data_root)
+    if main_only:  # one bar over stages 1-3 (its time left counts the stages to come), beside each stage's own
+        plan = [(run.split("_")[0], r["step"], r["total_steps"]) for run, r in schedule_status(preset).items()]
+        with OverallProgress(plan, "main model", enabled=loop_kw.get("progress", True)):
+            return _train_all(preset, variants, data_root, main, wait_s, main_only, **loop_kw)
+    return _train_all(preset, variants, data_root, main, wait_s, main_only, **loop_kw)
+
+
+def _train_all(preset: Preset, variants: list[str] | None, data_root: str | None, main: bool, wait_s: float,
+               main_only: bool, **loop_kw: Any) -> list[tuple[str, FitResult | None]]:
+    done: list[tuple[str, FitResult | None]] = []
     for name, fn in (("stylegan", train_stylegan), ("psp", train_psp)):
         r = fn(preset, data_root, **loop_kw)  # a busy stage 1 stops everything: every later run reads it
         done.append((name, r))

@@ -7,8 +7,8 @@ from PIL import Image
 from skimage.transform import SimilarityTransform
 
 from isfr.data import load_rgb, load_square
-from isfr.data.align import (CELEBA_TEMPLATE, CELEBA_TEMPLATE_STD, align_face, detect_landmarks, ffhq_align,
-                             ffhq_quad, paste_back, template_pixels)
+from isfr.data.align import (CELEBA_TEMPLATE, CELEBA_TEMPLATE_STD, align_face, choose_face, crop_share,
+                             detect_landmarks, ffhq_align, ffhq_quad, paste_back, template_pixels, upscale_factor)
 
 
 @pytest.fixture(scope="module")
@@ -74,8 +74,9 @@ def test_paste_back_warns_for_holes_outside_the_crop():
     t = SimilarityTransform(scale=2.0, translation=(-60, -60))  # crop covers photo pixels 30..62
     hole = np.zeros((100, 100), bool)
     hole[0:10, 0:10] = hole[40:50, 40:50] = True
-    with pytest.warns(UserWarning, match="outside the aligned face crop"):
-        out = np.asarray(paste_back(photo, Image.new("RGB", (64, 64), (200, 0, 0)), t, None, mask_original=hole))
+    with pytest.warns(UserWarning, match=r"^me\.jpg: 50% of the hole lies outside the aligned face crop"):
+        out = np.asarray(paste_back(photo, Image.new("RGB", (64, 64), (200, 0, 0)), t, None, mask_original=hole,
+                                    name="me.jpg"))
     assert (out[40:50, 40:50] == [200, 0, 0]).all() and (out[0:10, 0:10] == [10, 20, 30]).all()
 
 
@@ -118,3 +119,24 @@ def test_ffhq_preprocess_option_realigns_and_falls_back(celeba_photos, tmp_path)
     with pytest.warns(RuntimeWarning, match="grey.png"):
         out = load_square(grey, 32, "ffhq")
     assert out.size == (32, 32)
+
+
+def test_the_face_is_chosen_by_the_share_of_the_hole_its_crop_holds():
+    # two 32 px crops of a 100 x 100 photo: photo pixels 10..41 and 60..91 on both axes (scale 1)
+    left, right = SimilarityTransform(translation=(-10, -10)), SimilarityTransform(translation=(-60, -60))
+    hole = np.zeros((100, 100), bool)
+    hole[65:75, 50:70] = True  # 200 pixels: 100 inside the right crop (x >= 60), none inside the left
+    assert crop_share(left, hole, 32) == 0 and crop_share(right, hole, 32) == 0.5
+    assert choose_face([left, right], hole, 32) is right  # not the first (the largest) face
+    assert choose_face([left, right], None, 32) is left  # no hole to go by: the largest
+    hole[65:75, 45:50] = True  # 50 more outside: 40% inside the right crop
+    with pytest.raises(ValueError, match=r"^me\.jpg: 60% of the hole lies outside the face crop of every one of the 2 "
+                                         r"faces found, and only holes on a face are filled; mark the hole on a face"):
+        choose_face([left, right], hole, 32, name="me.jpg")
+    with pytest.raises(ValueError, match=r"outside the face crop of the face found"):
+        choose_face([right], hole, 32)
+
+
+def test_upscale_factor_is_photo_pixels_per_crop_pixel():
+    assert upscale_factor(SimilarityTransform(scale=0.1, rotation=0.3, translation=(5, 7))) == pytest.approx(10)
+    assert upscale_factor(SimilarityTransform(scale=2.0)) == pytest.approx(0.5)

@@ -41,3 +41,41 @@ def test_overrides_parse_and_unknown_fields_fail():
         get_preset("smoke", **{"sfr.nope": 1})
     with pytest.raises(ValueError, match="FIELD=VALUE"):
         parse_overrides(["oops"])
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"sfr.weighting": "bogus"}, r"^sfr.weighting='bogus': sfr.weighting takes one of 'paper', 'valid_fraction', "
+                                 r"'inverse_ratio', 'none'$"),
+    ({"sfr.nonsense": 1}, r"^unknown preset field 'sfr.nonsense'; the fields of sfr are img_ch, ei_mask, .*, layout, "
+                          r"full_res$"),
+    ({"data.fractions.nope": 1}, r"^unknown preset field 'data.fractions.nope'; the fields of data.fractions are "
+                                 r"test, val$"),
+    ({"sfr.weighting.x": 1}, r"^unknown preset field 'sfr.weighting.x': sfr.weighting is a value, not a group"),
+    ({"schedule.ifr_steps": "many"}, r"^schedule.ifr_steps='many': schedule.ifr_steps takes int$"),
+    ({"schedule.ifr_steps": 1.5}, r"takes int$"),
+    ({"psp.finetune": 1}, r"^psp.finetune=1: psp.finetune takes bool$"),
+    ({"schedule.sfr_lr_decay": (10, "x")}, r"takes tuple\[int, float\] \| None$"),
+    ({"sfr.weighted_levels": "some"}, r"takes one of 'all', 'skips', 'bottleneck' \| tuple\[int, \.\.\.\]$"),
+    ({"resolution": "big"}, r"^resolution='big': resolution takes a power of two >= 8$"),
+])
+def test_a_bad_override_names_the_field_and_the_valid_choices(overrides, message):
+    from isfr.config import PresetFieldError
+
+    with pytest.raises(PresetFieldError, match=message) as got:
+        get_preset("small", **overrides)
+    assert isinstance(got.value, KeyError) and isinstance(got.value, ValueError)  # one line, unquoted
+    assert str(got.value) == got.value.args[0]
+
+
+@pytest.mark.parametrize("overrides", [
+    {"sfr.weighting": "none"}, {"schedule.lr": 1}, {"schedule.sfr_lr_decay": [10, 0.5]},
+    {"schedule.sfr_lr_decay": None}, {"sfr.weighted_levels": (1, 2)}, {"sfr.weighted_levels": "skips"},
+    {"data.root": "faces"}, {"seed": 3}, {"psp.checkpoint": None},
+])
+def test_good_overrides_are_taken(overrides):
+    p = get_preset("small", **overrides)
+    key, value = next(iter(overrides.items()))
+    obj = p
+    for part in key.split("."):
+        obj = getattr(obj, part)
+    assert obj == value

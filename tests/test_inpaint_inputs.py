@@ -437,6 +437,151 @@ def test_output_folder_is_not_created_on_error(tmp_path, ckpt, run):
     assert not (tmp_path / "new").exists()
 
 
+# ---------------------------------------------------------------- arguments refused before any work
+@dataclass
+class Refusal:
+    """``isfr <argv>`` (``{tmp}`` in an argument becomes the test's folder): exit code and the last stderr line."""
+    argv: str
+    rc: int
+    line: str  # regex of the last stderr line (the only one unless argparse prints its usage first)
+    usage: bool = False  # argparse refuses it: its usage lines come first
+
+
+ARG = r"^isfr (train|reproduce|ladder|export|evaluate|inpaint): error: "
+REFUSALS: dict[str, Refusal] = {
+    "unknown-variant": Refusal("train --preset small --variants full bogus", 2,
+                               ARG + r"unknown variant 'bogus'; the variants are full, psp_ifr, psp_sfr, no_weighting, "
+                               r"weight_paper, .*leak_free"),
+    "unknown-set-field": Refusal("train --set sfr.nonsense=1", 2,
+                                 ARG + r"--set: unknown preset field 'sfr.nonsense'; the fields of sfr are img_ch, .*"
+                                 r"weighting, .*layout"),
+    "unknown-top-field": Refusal("train --set nonsense=1", 2,
+                                 ARG + r"--set: unknown preset field 'nonsense'; the fields at the top are name, data, "
+                                 r".*schedule, .*resolution$"),
+    "bad-literal-value": Refusal("train --preset small --set sfr.weighting=bogus", 2,
+                                 ARG + r"--set: sfr.weighting='bogus': sfr.weighting takes one of 'paper', "
+                                 r"'valid_fraction', 'inverse_ratio', 'none'$"),
+    "bad-int-value": Refusal("train --set schedule.ifr_steps=many", 2,
+                             ARG + r"--set: schedule.ifr_steps='many': schedule.ifr_steps takes int$"),
+    "set-without-value": Refusal("train --set sfr.weighting", 2, ARG + r"--set: --set expects FIELD=VALUE"),
+    "missing-data-root": Refusal("train --preset small --data-root {tmp}/nowhere", 2,
+                                 ARG + r".*nowhere: data root \(argument\) does not exist; set ISFR_DATA_ROOT to"),
+    "empty-data-root": Refusal("train --data-root {tmp}", 2, ARG + r".*: no CelebA layout .* and no images found"),
+    "main-only-and-ablations-only": Refusal("train --main-only --ablations-only", 2,
+                                            ARG + r"--main-only trains the main model alone; it cannot be combined "
+                                            r"with --ablations-only$"),
+    "main-only-and-variants": Refusal("train --main-only --variants full", 2,
+                                      ARG + r"--main-only .* cannot be combined with --variants$"),
+    "negative-time-budget": Refusal("train --time-budget-min -5", 2,
+                                    ARG + r"argument --time-budget-min: must be at least 0, got -5$", usage=True),
+    "reproduce-unknown-notebook": Refusal("reproduce --only 01 09", 2,
+                                          ARG + r"unknown notebook prefix '09'; the notebook prefixes are 01, 02, 03, "
+                                          r"04, 05, 06, 07, 08$"),
+    "reproduce-bad-set": Refusal("reproduce --preset small --set sfr.weighting=bogus", 2, ARG + r"--set: sfr.weighting"),
+    "reproduce-missing-data-root": Refusal("reproduce --data-root {tmp}/nowhere", 2, ARG + r".*nowhere: data root"),
+    "ladder-unknown-rung": Refusal("ladder --rungs unet nope", 2, ARG + r"unknown rung 'nope'; the rungs are unet, "),
+    "ladder-missing-data-root": Refusal("ladder --data-root {tmp}/nowhere", 2, ARG + r".*nowhere: data root"),
+    "ladder-zero-steps": Refusal("ladder --preset smoke --steps 0", 2, ARG + r"argument --steps: must be at least 1",
+                                 usage=True),
+    "export-bad-set": Refusal("export --set resolution=big", 2,
+                              ARG + r"--set: resolution='big': resolution takes a power of two >= 8$"),
+    "evaluate-limit-below-1": Refusal("evaluate --checkpoint {tmp}/m.pt --limit -1", 2,
+                                      ARG + r"argument --limit: must be at least 1, got -1$", usage=True),
+    "evaluate-limit-0": Refusal("evaluate --checkpoint {tmp}/m.pt --limit 0", 2,
+                                ARG + r"argument --limit: must be at least 1, got 0$", usage=True),
+    "evaluate-without-checkpoint": Refusal("evaluate --data-root synthetic", 2,
+                                           ARG + r"--checkpoint FILE is needed: an ISFRNet pipeline file; train one "
+                                           r"with `isfr train --preset <preset>`"),
+    "inpaint-without-checkpoint": Refusal("inpaint {tmp}/p.png --mask {tmp}/m.png -o {tmp}/o.png", 2,
+                                          ARG + r"--checkpoint FILE is needed"),
+}
+
+
+@pytest.fixture
+def no_work(monkeypatch):
+    """Every entry point that trains, runs notebooks, exports or scores fails the test if it is reached."""
+    import isfr.inpaint
+    import isfr.ladder
+    import isfr.reproduce
+    import isfr.trained
+    import isfr.training.pipeline
+
+    def started(*args, **kwargs):
+        raise AssertionError("the work started before the arguments were checked")
+
+    for mod, name in ((isfr.training.pipeline, "train_all"), (isfr.reproduce, "reproduce"), (isfr.ladder, "run_ladder"),
+                      (isfr.ladder, "write_ladder"), (isfr.trained, "export_pipeline"),
+                      (isfr.inpaint, "evaluate_checkpoint"), (isfr.inpaint, "inpaint_file")):
+        monkeypatch.setattr(mod, name, started)
+
+
+@pytest.mark.parametrize("name", list(REFUSALS))
+def test_arguments_are_refused_before_any_work(name, tmp_path, run, no_work, monkeypatch):
+    monkeypatch.delenv("ISFR_DATA_ROOT", raising=False)  # the data root is the argument's (else synthetic faces)
+    case = REFUSALS[name]
+    before = _files(tmp_path)
+    rc, err, out = run(*case.argv.format(tmp=tmp_path).split())
+    assert rc == case.rc, err
+    assert err and re.search(case.line, err[-1]), err
+    assert len(err) == 1 or case.usage and all(e.startswith(("usage:", " ")) for e in err[:-1]), err
+    assert not out and _files(tmp_path) == before
+
+
+def test_debug_re_raises(tmp_path):
+    from isfr.config import PresetFieldError
+
+    with pytest.raises(cli.UsageError, match="unknown variant 'bogus'"):
+        cli.main(["train", "--variants", "bogus", "--debug"])
+    with pytest.raises(cli.UsageError, match="sfr.weighting") as got:
+        cli.main(["export", "--set", "sfr.weighting=bogus", "--debug"])
+    assert isinstance(got.value.__cause__, PresetFieldError)  # the traceback shows the error under the one line
+    with pytest.raises(FileNotFoundError, match="nope.pt"):  # not a usage error: a file
+        cli.main(["evaluate", "--checkpoint", str(tmp_path / "nope.pt"), "--debug"])
+
+
+def test_variant_names_are_those_of_isfr_runs():
+    from isfr.runs import VARIANTS
+
+    assert cli.variant_names() == list(VARIANTS)
+
+
+@pytest.mark.parametrize("argv, within_s", [
+    ("train --preset small --variants bogus", 10),  # refused before torch is imported
+    ("train --preset small --set sfr.nonsense=1", 60),  # a guard against training starting, not a speed target
+    ("train --preset small --data-root {tmp}/nowhere", 60),
+])
+def test_the_real_command_refuses_in_one_line_without_a_traceback(tmp_path, argv, within_s):
+    import time
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "ISFR_RUNS_DIR": str(tmp_path / "runs")}
+    start = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "isfr.cli", *argv.format(tmp=tmp_path).split()], capture_output=True,
+                          text=True, env=env, timeout=300)
+    took = time.monotonic() - start
+    assert proc.returncode == 2 and len(proc.stderr.splitlines()) == 1, proc.stderr
+    assert "Traceback" not in proc.stderr and proc.stderr.startswith("isfr train: error: ")
+    assert took < within_s and not (tmp_path / "runs").exists()
+
+
+def test_the_synthetic_data_warning_is_printed_once_per_command(run, monkeypatch):
+    """Every step of ``isfr train`` that loads the data resolves the data root (13 times at smoke); the command
+    says once that the faces are synthetic."""
+    import isfr.training.pipeline
+    from isfr.data.roots import resolve_data_root
+
+    def steps(preset, variants, data_root, **kwargs):
+        for _ in range(3):
+            resolve_data_root(data_root)
+        return []
+
+    monkeypatch.delenv("ISFR_DATA_ROOT", raising=False)
+    monkeypatch.setattr(isfr.training.pipeline, "train_all", steps)
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")  # every warning reaches the command's printing
+        rc, err, _ = run("train", "--preset", "smoke", "--ablations-only")
+    assert rc == 0 and len([e for e in err if "SYNTHETIC" in e]) == 1, err
+
+
 # ---------------------------------------------------------------- training warnings
 @pytest.mark.parametrize("extra, line", [
     ({"preset": "smoke", "steps": "StyleGAN2 30 + pSp 20 steps + IFR 20 + SFR 20 steps (batch 4)",
@@ -538,3 +683,25 @@ def test_one_line_warnings(monkeypatch):
     monkeypatch.setattr(warnings, "formatwarning", warnings.formatwarning)
     one_line_warnings()
     assert warnings.formatwarning("two\nlines", UserWarning, "/x/y.py", 3, "code()") == "warning: two lines\n"
+
+
+def test_each_warning_once_shows_a_repeated_warning_once(monkeypatch):
+    from isfr.utils import each_warning_once
+
+    shown = []
+    monkeypatch.setattr(warnings, "showwarning", lambda msg, cat, fn, ln, file=None, line=None: shown.append(str(msg)))
+    with warnings.catch_warnings(), each_warning_once():
+        warnings.simplefilter("always")
+        for text in ("synthetic faces", "synthetic faces", "another", "synthetic faces"):
+            warnings.warn(text, UserWarning)
+        warnings.warn("synthetic faces", RuntimeWarning)  # another category: shown
+    assert shown == ["synthetic faces", "another", "synthetic faces"]
+
+
+def test_reproduce_help_names_the_notebooks_it_runs(capsys):
+    from isfr.reproduce import numbered_notebooks
+
+    nbs = numbered_notebooks()
+    with pytest.raises(SystemExit):
+        cli.main(["--help"])
+    assert f"run the numbered notebooks ({nbs[0].name[:2]}-{nbs[-1].name[:2]})" in capsys.readouterr().out

@@ -17,6 +17,7 @@ from isfr.paths import REPO_ROOT, portable, runs_dir
 from isfr.runs import (Budget, Variant, as_variant, best_checkpoint, data_config, data_tag, run_key, schedule_status,
                        stage_runs, steps_text, uses_pretrained_stage1, variant_preset, weights_identity,
                        with_data_root)
+from isfr.shipped import STORED_DTYPE, as_stored
 from isfr.utils import seeded
 
 
@@ -57,9 +58,12 @@ def generator_samples(preset: Preset, n: int = 8, seed: int = 0) -> torch.Tensor
         return g.eval()([z], randomize_noise=False)[0].clamp(-1, 1)
 
 
-def trained_model(preset: Preset, variant: Variant | str = "full", upto: str = "sfr", budget: Budget = "main") -> ISFRNet:
+def trained_model(preset: Preset, variant: Variant | str = "full", upto: str = "sfr", budget: Budget = "main",
+                  as_exported: bool = True) -> ISFRNet:
     """The pipeline of ``variant`` with every stage's best checkpoint loaded, in eval mode;
-    ``upto="ifr"`` stops after stage 2 (before SFR is trained)."""
+    ``upto="ifr"`` stops after stage 2 (before SFR is trained). ``as_exported``: its weights rounded as an
+    exported file stores them (:func:`isfr.shipped.as_stored`, fp16), so that what a table scores is what
+    :func:`export_pipeline` writes and ``weights/`` ships; False keeps the checkpoints' fp32 (a training input)."""
     v = as_variant(variant)
     if upto == "ifr":
         v = dataclasses.replace(v, use_sfr=False)
@@ -76,6 +80,7 @@ def trained_model(preset: Preset, variant: Variant | str = "full", upto: str = "
             warnings.warn(f"SFR run {runs['sfr'][0]!r} was trained on IFR step {trained_on}, but the IFR "
                           f"checkpoint now chosen is step {ifr['step']}: retrain SFR (force=True) to pair them",
                           RuntimeWarning, stacklevel=2)
+    model = as_stored(model) if as_exported else model
     return model.eval().to("cuda" if torch.cuda.is_available() else "cpu")
 
 
@@ -94,14 +99,15 @@ def export_path(preset: Preset, variant: Variant | str = "full") -> Path:
 
 def export_pipeline(preset: Preset, variant: Variant | str = "full", path: str | Path | None = None,
                     data_root: str | None = None) -> Path:
-    """Write the assembled pipeline to one file (:func:`export_path` by default) for ``isfr inpaint``,
+    """Write the assembled pipeline to one file (:func:`export_path` by default) for ``isfr inpaint``, its
+    weights in half precision (:data:`isfr.shipped.STORED_DTYPE`; read back as fp32),
     with the preset (its paths as records write them, :func:`isfr.paths.portable`), the data's identity, the
     steps of every stage and whether each run finished (``schedule``: :func:`schedule_status`)."""
     v, preset = as_variant(variant), with_data_root(preset, data_root)
     path = Path(path) if path else export_path(preset, v)
-    trained_model(preset, v).save(path, preset=preset.name, variant=v.name, preset_config=portable(preset.to_dict()),
+    trained_model(preset, v).save(path, stored_dtype=STORED_DTYPE, preset=preset.name, variant=v.name,
+                                  preset_config=portable(preset.to_dict()),
                                   data_identity=data_identity(data_config(preset)).as_dict(),
                                   weights_identity=weights_identity(preset), run_key=run_key(preset),
-                                  steps=steps_text(preset, v),
-                                  schedule=schedule_status(preset, v))
+                                  steps=steps_text(preset, v), schedule=schedule_status(preset, v))
     return path

@@ -73,7 +73,7 @@ def test_sfr_guess_dropout_reaches_the_sfr_stage(trained, monkeypatch):
 
 def test_later_stages_leave_stage_one_frozen(trained):
     P, _, before, stage1 = trained
-    model = trained_model(P, "full")
+    model = trained_model(P, "full", as_exported=False)  # the checkpoints as trained
     for k, v in model.stage1.state_dict().items():
         assert torch.equal(v, stage1[k]), f"stage-1 tensor {k} changed while training IFR/SFR"
     changed = [k for k, v in model.ifr.state_dict().items() if not torch.equal(v, before.ifr.state_dict()[k])]
@@ -101,12 +101,17 @@ def test_upstream_hours_sum_the_logged_time_of_stage1_and_the_ifr(trained):
 
 
 def test_export_gives_the_same_outputs_as_the_stage_checkpoints(trained, tmp_path):
+    """The export stores fp16 weights; trained_model (what the tables score) gives back exactly those."""
     P, _, _, _ = trained
     path = export_pipeline(P, "full", tmp_path / "isfrnet.pt")
+    stored = torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
+    assert {v.dtype for v in stored.values() if v.is_floating_point()} == {torch.float16}
     a, b = trained_model(P, "full"), ISFRNet.from_checkpoint(path)
+    exact = trained_model(P, "full", as_exported=False)  # the checkpoints' own fp32 weights
     image, mask = torch.rand(1, 3, 64, 64) * 2 - 1, (torch.rand(1, 1, 64, 64) > 0.6).float()
     with torch.no_grad():
         assert torch.equal(a(image, mask)["composite"], b(image, mask)["composite"])
+        assert not torch.equal(exact(image, mask)["composite"], b(image, mask)["composite"])
 
 
 def test_variants_map_to_the_ablations_of_table_1():

@@ -138,7 +138,7 @@ def train_refiner(preset: Preset, folder: Path, generator: torch.nn.Module, loss
     trained stages 1-2 of the preset's main model (of ``upstream``, a variant), which are returned (frozen)
     for scoring."""
     seed = preset.seed if seed is None else seed
-    upstream = trained_model(preset, upstream, upto="ifr").cpu() if guess == "ifr" else None
+    upstream = trained_model(preset, upstream, upto="ifr", as_exported=False).cpu() if guess == "ifr" else None
     d2 = build_disc(preset, seed) if loss.uses_d2 else None
     stage = SFRStage(upstream, d2, _vgg(preset) if loss.uses_vgg else None, loss, lr=lr, betas=preset.schedule.betas,
                      generator=generator, key=key, guess=guess, guess_dropout=guess_dropout)

@@ -161,6 +161,7 @@ def _ladder(args: argparse.Namespace) -> int:
 def _dryrun(args: argparse.Namespace) -> int:
     from .dryrun import dryrun
 
+    _data_root(args.data_root)
     path = dryrun(args.preset, args.data_root, args.preprocess, cut_down=args.cut_down, out=args.out, keep=args.keep)
     print(f"[isfr dryrun] table written to {path}")
     return 0
@@ -203,6 +204,7 @@ def _inpaint(args: argparse.Namespace) -> int:
 
 def _evaluate(args: argparse.Namespace) -> int:
     ckpt = checkpoint(args.checkpoint)
+    _data_root(args.data_root)
     from .inpaint import evaluate_checkpoint, summary_table, warn_if_undertrained
 
     warn_if_undertrained(ckpt)

@@ -447,7 +447,7 @@ class Refusal:
     usage: bool = False  # argparse refuses it: its usage lines come first
 
 
-ARG = r"^isfr (train|reproduce|ladder|export|evaluate|inpaint): error: "
+ARG = r"^isfr (train|reproduce|ladder|export|dryrun|evaluate|inpaint): error: "
 REFUSALS: dict[str, Refusal] = {
     "unknown-variant": Refusal("train --preset small --variants full bogus", 2,
                                ARG + r"unknown variant 'bogus'; the variants are full, psp_ifr, psp_sfr, no_weighting, "
@@ -489,6 +489,9 @@ REFUSALS: dict[str, Refusal] = {
                                       ARG + r"argument --limit: must be at least 1, got -1$", usage=True),
     "evaluate-limit-0": Refusal("evaluate --checkpoint {tmp}/m.pt --limit 0", 2,
                                 ARG + r"argument --limit: must be at least 1, got 0$", usage=True),
+    "dryrun-missing-data-root": Refusal("dryrun --cut-down --data-root {tmp}/nowhere", 2, ARG + r".*nowhere: data root"),
+    "evaluate-missing-data-root": Refusal("evaluate --checkpoint {tmp}/m.pt --data-root {tmp}/nowhere", 2,
+                                          ARG + r".*nowhere: data root \(argument\) does not exist"),
     "evaluate-without-checkpoint": Refusal("evaluate --data-root synthetic", 2,
                                            ARG + r"--checkpoint FILE is needed: an ISFRNet pipeline file; train one "
                                            r"with `isfr train --preset <preset>`"),
@@ -500,6 +503,7 @@ REFUSALS: dict[str, Refusal] = {
 @pytest.fixture
 def no_work(monkeypatch):
     """Every entry point that trains, runs notebooks, exports or scores fails the test if it is reached."""
+    import isfr.dryrun
     import isfr.inpaint
     import isfr.ladder
     import isfr.reproduce
@@ -510,7 +514,7 @@ def no_work(monkeypatch):
         raise AssertionError("the work started before the arguments were checked")
 
     for mod, name in ((isfr.training.pipeline, "train_all"), (isfr.reproduce, "reproduce"), (isfr.ladder, "run_ladder"),
-                      (isfr.ladder, "write_ladder"), (isfr.trained, "export_pipeline"),
+                      (isfr.ladder, "write_ladder"), (isfr.trained, "export_pipeline"), (isfr.dryrun, "dryrun"),
                       (isfr.inpaint, "evaluate_checkpoint"), (isfr.inpaint, "inpaint_file")):
         monkeypatch.setattr(mod, name, started)
 

@@ -37,11 +37,14 @@ def variant_names() -> list[str]:
     from pathlib import Path
 
     tree = ast.parse(Path(__file__).with_name("runs.py").read_text(encoding="utf-8"))
-    value = next((n.value for n in tree.body if isinstance(n, (ast.Assign, ast.AnnAssign))
-                  and any(getattr(t, "id", None) == "VARIANTS" for t in getattr(n, "targets", [getattr(n, "target", None)]))),
-                 None)
-    names = [c.args[0].value for c in ast.walk(value) if isinstance(c, ast.Call) and getattr(c.func, "id", None) == "Variant"
-             and c.args and isinstance(c.args[0], ast.Constant)] if value is not None else []
+    value = next((n.value for n in tree.body if isinstance(n, ast.Assign)
+                  and any(getattr(t, "id", None) == "VARIANTS" for t in n.targets)), None)
+    if value is None:  # an annotated assignment
+        value = next((n.value for n in tree.body if isinstance(n, ast.AnnAssign)
+                      and getattr(n.target, "id", None) == "VARIANTS"), None)
+    calls = [c for c in ast.walk(value) if isinstance(c, ast.Call)] if value is not None else []
+    names = [c.args[0].value for c in calls if getattr(c.func, "id", None) == "Variant" and c.args
+             and isinstance(c.args[0], ast.Constant)]
     if not names:
         from .runs import VARIANTS
 

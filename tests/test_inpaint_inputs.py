@@ -328,7 +328,8 @@ CASES: dict[str, Case] = {
     "mask-other-size": Case(_photo_mask(_face(), _box((2 * RES, 2 * RES))), 0,
                             r"^warning: .*mask\.png: mask is 128x128 but the photo is 64x64; resizing the mask"),
     "mask-other-shape": Case(_photo_mask(_face(), _box((100, 50))), 1,
-                             ERR + r".*mask\.png: the mask is 100x50 but the photo is 64x64 as viewed \(another shape\); draw"),
+                             ERR + r".*mask\.png: the mask is 100x50 but the photo is 64x64 as viewed \(another "
+                             r"shape\); draw"),
     "text-as-photo": Case(_photo_mask(_text("photo.jpg")), 1,
                           ERR + r".*photo\.jpg: not an image file \(no image format Pillow knows.*\); " + FIX_PHOTO),
     "text-as-mask": Case(_photo_mask(_face(), _text("mask.jpg")), 1,
@@ -376,23 +377,25 @@ CASES: dict[str, Case] = {
                                     args=()), 0, expect=_viewed_and_filled,
                         stdout=r"photo\.jpg: filled at 64 px, upscaled x1[4-6]$"),
     # folder mode: a rerun carries on, every warning names its file
-    "folder-skip-existing": Case(_plus(_folder, "--skip-existing"), 1, (ERR + r"1 of 2 photo\(s\) failed, 1 written to .*outdir \(1 left as "
-                                              r"they were: --skip-existing\)", r"^  .*b\.jpg: not an image file"),
+    "folder-skip-existing": Case(_plus(_folder, "--skip-existing"), 1,
+                                 (ERR + r"1 of 2 photo\(s\) failed, 1 written to .*outdir \(1 left as they were: "
+                                  r"--skip-existing\)", r"^  .*b\.jpg: not an image file"),
                                  out="outdir", written=("outdir/c.png",), preexisting={"outdir/a.png": b"old a"},
                                  overwrite=False, stdout=r"^1 photo\(s\) skipped: their output exists in .*outdir "
                                  r"\(a\.png\)$"),
     "folder-existing-outputs": Case(_folder, 1, ERR + r"1 output\(s\) exist in .*outdir \(a\.png\); pass --overwrite "
                                     r"to replace them, or --skip-existing to leave them", out="outdir", written=(),
                                     preexisting={"outdir/a.png": b"old a"}, overwrite=False),
-    "folder-skip-existing-and-overwrite": Case(_plus(_folder, "--skip-existing"), 2, r"^isfr inpaint: error: --skip-existing keeps the outputs "
-                                               r"that exist and --overwrite replaces them: give one$", out="outdir",
+    "folder-skip-existing-and-overwrite": Case(_plus(_folder, "--skip-existing"), 2,
+                                               r"^isfr inpaint: error: --skip-existing keeps the outputs that exist and "
+                                               r"--overwrite replaces them: give one$", out="outdir",
                                                written=(), preexisting={"outdir/a.png": b"old a"}, overwrite=True),
     "folder-warnings-name-their-files": Case(_folder_with, 0, (
         r"^warning: 1 photo\(s\) without a mask in .*masks skipped: b\.png$",
         r"^warning: .*masks[/\\]c\.png: mask has no hole pixels .* writing .*photos[/\\]c\.png unchanged"),
         out="outdir", written=("outdir/a.png", "outdir/c.png")),
-    "skip-existing-for-one-photo": Case(_photo_mask(_face(), args=("--no-align", "--skip-existing")), 2, r"^isfr inpaint: error: --skip-existing is for folder "
-                                        r"mode", overwrite=False),
+    "skip-existing-for-one-photo": Case(_photo_mask(_face(), args=("--no-align", "--skip-existing")), 2,
+                                        r"^isfr inpaint: error: --skip-existing is for folder mode", overwrite=False),
 }
 
 

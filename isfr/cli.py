@@ -62,8 +62,9 @@ def _preset(args: argparse.Namespace) -> Any:
         raise UsageError(f"--set: {err}") from err
 
 
-def _data_root(given: str | None) -> None:
-    """A data root (``--data-root``, else ``$ISFR_DATA_ROOT``) that is not there is a usage error."""
+def _data_root(given: str | None) -> str:
+    """The kind of data (``celeba``, ``folder``, ``synthetic``) of a data root (``--data-root``, else
+    ``$ISFR_DATA_ROOT``); one that is not there is a usage error."""
     import warnings
 
     from .data.roots import resolve_data_root
@@ -71,18 +72,22 @@ def _data_root(given: str | None) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the synthetic-faces warning comes once, from the work itself
         try:
-            resolve_data_root(given)
+            return resolve_data_root(given).kind
         except FileNotFoundError as err:
             raise UsageError(str(err)) from err
 
 
 def checkpoint(given: str | None) -> str:
-    """The ISFRNet pipeline file ``isfr inpaint`` and ``isfr evaluate`` use: ``--checkpoint``, which is needed."""
+    """The ISFRNet pipeline file ``isfr inpaint`` and ``isfr evaluate`` use: ``--checkpoint``, else the shipped
+    ``small`` model (:func:`isfr.shipped.shipped_model_path`, its sha256 checked); one line says which."""
     if given:
         return given
-    from .inpaint import HOW_TO_GET
+    from .paths import shown_path
+    from .shipped import SHIPPED_SHA256, shipped_model_path
 
-    raise UsageError(f"--checkpoint FILE is needed: an ISFRNet pipeline file; {HOW_TO_GET}")
+    path = shipped_model_path()  # not found / another hash: one line naming the fixes, exit 1
+    print(f"model: {shown_path(path)}, the shipped small ISFRNet (sha256 {SHIPPED_SHA256[:12]}...)", flush=True)
+    return str(path)
 
 
 def _at_least(low: float, kind: type = int):
@@ -207,8 +212,14 @@ def _inpaint(args: argparse.Namespace) -> int:
 
 def _evaluate(args: argparse.Namespace) -> int:
     ckpt = checkpoint(args.checkpoint)
-    _data_root(args.data_root)
-    from .inpaint import evaluate_checkpoint, summary_table, warn_if_undertrained
+    kind = _data_root(args.data_root)
+    from .inpaint import checkpoint_info, evaluate_checkpoint, summary_table, warn_if_undertrained
+
+    trained_on = (checkpoint_info(ckpt).get("data_identity") or {}).get("kind")
+    if kind == "synthetic" and trained_on not in (None, "synthetic") and args.data_root != "synthetic":
+        raise UsageError(f"{ckpt} was trained on {trained_on} data and no data root is set: point --data-root (or "
+                         "ISFR_DATA_ROOT) at the folder holding celeba/ and nvidia_irregular_masks/ "
+                         "(docs/presets.md), or give --data-root synthetic to score it on synthetic faces anyway")
 
     warn_if_undertrained(ckpt)
     _, summary = evaluate_checkpoint(
@@ -281,8 +292,8 @@ def _parser() -> argparse.ArgumentParser:
                         "photos: white = hole, grey values >= 128 count as hole (anti-aliased or blurred edges are "
                         "cut at 128); a mask whose maximum is 1 is read as 0/1, 1 = hole")
     i.add_argument("--checkpoint", default=None,
-                   help="pipeline file written by `isfr train` / `isfr export`, e.g. runs/small/<data>/isfrnet_full.pt "
-                        "(needed)")
+                   help="pipeline file written by `isfr train` / `isfr export` (default: the shipped small model, "
+                        "weights/isfrnet_small.pt)")
     i.add_argument("-o", "--output", required=True,
                    help="output image, in an existing folder (folder mode: output folder, created if missing, "
                         "with <stem>.png)")
@@ -296,8 +307,8 @@ def _parser() -> argparse.ArgumentParser:
     i.set_defaults(func=_inpaint, flags=_inpaint_flags)
     e = sub.add_parser("evaluate", help="score a checkpoint per hole-ratio bucket on a data split")
     e.add_argument("--checkpoint", default=None,
-                   help="pipeline file written by `isfr train` / `isfr export`, e.g. runs/small/<data>/isfrnet_full.pt "
-                        "(needed)")
+                   help="pipeline file written by `isfr train` / `isfr export` (default: the shipped small model, "
+                        "weights/isfrnet_small.pt)")
     e.add_argument("--data-root", default=None, help="dataset folder (default: $ISFR_DATA_ROOT, else synthetic faces)")
     e.add_argument("--split", default="test", choices=["test", "val"])
     e.add_argument("--limit", type=_at_least(1), default=None, help="first N images of the split (x 6 buckets = pairs)")

@@ -495,11 +495,6 @@ REFUSALS: dict[str, Refusal] = {
     "dryrun-missing-data-root": Refusal("dryrun --cut-down --data-root {tmp}/nowhere", 2, ARG + r".*nowhere: data root"),
     "evaluate-missing-data-root": Refusal("evaluate --checkpoint {tmp}/m.pt --data-root {tmp}/nowhere", 2,
                                           ARG + r".*nowhere: data root \(argument\) does not exist"),
-    "evaluate-without-checkpoint": Refusal("evaluate --data-root synthetic", 2,
-                                           ARG + r"--checkpoint FILE is needed: an ISFRNet pipeline file; train one "
-                                           r"with `isfr train --preset <preset>`"),
-    "inpaint-without-checkpoint": Refusal("inpaint {tmp}/p.png --mask {tmp}/m.png -o {tmp}/o.png", 2,
-                                          ARG + r"--checkpoint FILE is needed"),
 }
 
 
@@ -712,3 +707,59 @@ def test_reproduce_help_names_the_notebooks_it_runs(capsys):
     with pytest.raises(SystemExit):
         cli.main(["--help"])
     assert f"run the numbered notebooks ({nbs[0].name[:2]}-{nbs[-1].name[:2]})" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------- the shipped model as the default
+@pytest.fixture
+def shipped_at(tmp_path, monkeypatch):
+    """Point the search for the shipped model at ``tmp_path`` only (no clone's weights/, no installed copy);
+    ``place(file)`` makes ``file`` the shipped model, its hash the expected one."""
+    import sys
+
+    import isfr.shipped as shipped
+
+    monkeypatch.setattr(shipped, "REPO_ROOT", tmp_path / "clone")
+    monkeypatch.setattr(sys, "prefix", str(tmp_path / "venv"))
+    monkeypatch.setenv("ISFR_WEIGHTS", str(tmp_path / "weights" / shipped.SHIPPED_NAME))
+
+    def place(model: Path) -> Path:
+        target = tmp_path / "weights" / shipped.SHIPPED_NAME
+        target.parent.mkdir(exist_ok=True)
+        target.write_bytes(model.read_bytes())
+        monkeypatch.setattr(shipped, "SHIPPED_SHA256", shipped.sha256_of(target))
+        return target
+
+    return place
+
+
+@pytest.mark.parametrize("command", ["inpaint", "evaluate"])
+def test_without_checkpoint_and_without_the_shipped_file_one_line_names_the_fixes(command, tmp_path, run, shipped_at):
+    argv = (["inpaint", str(_png(np.asarray(_face()), tmp_path / "p.png")), "--mask",
+             str(_png(_box(), tmp_path / "m.png")), "-o", str(tmp_path / "o.png"), "--no-align"]
+            if command == "inpaint" else ["evaluate", "--data-root", "synthetic", "--limit", "1"])
+    rc, err, out = run(*argv)
+    assert rc == 1 and len(err) == 1, err
+    assert "the shipped model isfrnet_small.pt was not found" in err[0] and "--checkpoint" in err[0]
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_inpaint_without_checkpoint_uses_the_shipped_model_and_says_so(tmp_path, run, shipped_at, ckpt):
+    model = shipped_at(ckpt)
+    photo = _png(np.asarray(_face()), tmp_path / "p.png")
+    rc, err, out = run("inpaint", str(photo), "--mask", str(_png(_box(), tmp_path / "m.png")), "-o",
+                       str(tmp_path / "o.png"), "--no-align")
+    assert rc == 0, err
+    assert out[0].startswith("model: ") and model.name in out[0] and "shipped small ISFRNet" in out[0]
+    assert (tmp_path / "o.png").is_file()
+    model.write_bytes(model.read_bytes() + b"x")  # a damaged shipped file: its hash, one line
+    rc, err, out = run("inpaint", str(photo), "--mask", str(tmp_path / "m.png"), "-o", str(tmp_path / "o2.png"),
+                       "--no-align")
+    assert rc == 1 and len(err) == 1 and "sha256" in err[0] and not (tmp_path / "o2.png").exists()
+
+
+def test_evaluate_refuses_synthetic_faces_for_a_model_trained_on_celeba(tmp_path, run, monkeypatch, no_work):
+    monkeypatch.delenv("ISFR_DATA_ROOT", raising=False)
+    m = _save_model(tmp_path / "celeba.pt", preset="small", data_identity={"kind": "celeba", "tag": "celeba-x"})
+    rc, err, out = run("evaluate", "--checkpoint", str(m), "--limit", "1")
+    assert rc == 2 and len(err) == 1
+    assert "trained on celeba data and no data root is set" in err[0] and "--data-root" in err[0]

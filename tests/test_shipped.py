@@ -91,3 +91,26 @@ def test_the_shipped_file_matches_the_code_and_the_model_card():
     assert SHIPPED_SHA256 and sha256_of(path) == SHIPPED_SHA256
     card = (REPO / "weights" / "README.md").read_text()
     assert re.search(rf"\b{SHIPPED_SHA256}\b", card), "weights/README.md must state the file's sha256"
+
+
+@pytest.mark.shared_data
+def test_the_shipped_model_scores_what_the_committed_val_rows_say(data_root):
+    """The shipped file on the first val pairs of the manifest gives the ISFRNet rows of
+    ``figures/small/val_per_image.csv.gz`` (notebook 04's scores of the same model), pair by pair."""
+    import pandas as pd
+
+    from isfr.inpaint import evaluate_checkpoint
+
+    path = REPO / "weights" / SHIPPED_NAME
+    if not path.is_file():
+        pytest.skip(f"weights/{SHIPPED_NAME} is not committed yet")
+    rows, _ = evaluate_checkpoint(shipped_model_path(), data_root, "val", limit=4, learned_metrics=False,
+                                  progress=False, device="cpu")
+    rows = rows.head(20)
+    committed = pd.read_csv(REPO / "figures" / "small" / "val_per_image.csv.gz")
+    committed = committed[committed["method"] == "ISFRNet"].set_index(["name", "mask_name"])
+    assert len(rows) == 20
+    for r in rows.itertuples():
+        want = committed.loc[(r.name, r.mask_name)]
+        assert abs(r.psnr - want["psnr"]) <= 0.02, f"{r.name} {r.mask_name}: {r.psnr:.3f} dB vs {want['psnr']:.3f}"
+        assert abs(r.ssim - want["ssim"]) <= 0.001

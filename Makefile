@@ -17,7 +17,7 @@ test:   ## pytest for isfr/, then nbval over notebooks/ (smoke preset, default d
 	env -u ISFR_DATA_ROOT ISFR_RUNS_DIR=$(CURDIR)/runs MPLBACKEND=Agg OMP_NUM_THREADS=1 \
 	  $(PY) -m pytest notebooks --nbval-lax --nbval-current-env -p no:cacheprovider
 
-reproduce:  ## run notebooks 01..06 with papermill at PRESET (smoke | small | paper)
+reproduce:  ## run notebooks 01-08 with papermill at PRESET (smoke | small | paper)
 	$(PY) -m isfr.cli reproduce --preset $(PRESET)
 
 dryrun-paper:  ## the paper preset end to end on the CPU with stand-in weights -> benchmarks/results/dryrun_paper*.md

@@ -1,6 +1,6 @@
 """The paper preset's dry run, cut down for CI: every stage crossed at 256 px with stand-in weights, through the
 entry points a user runs (`isfr train`, notebooks 01/04/06 by papermill, `isfr inpaint`). Several minutes:
-the one long test, by design (issue: the first GPU user must not be the first to run the paper preset)."""
+the one long test, by design: the first GPU user must not be the first to run the paper preset."""
 from __future__ import annotations
 
 import os

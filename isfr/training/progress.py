@@ -2,7 +2,7 @@
 estimate of the time left covers every stage still to come, not only the current one.
 
 The bar counts work in estimated seconds: each stage's steps weighed by :data:`STEP_COST`, so that tqdm's
-rate (measured on this machine) turns the work left into a time left. The loop reports to the bar that is
+rate (measured as it runs) turns the work left into a time left. The loop reports to the bar that is
 active (:func:`active`), set with ``with OverallProgress(...)``.
 """
 from __future__ import annotations

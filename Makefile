@@ -18,11 +18,11 @@ test:   ## pytest for isfr/, then nbval over notebooks/ (smoke preset, default d
 	  $(PY) -m pytest notebooks --nbval-lax --nbval-current-env -p no:cacheprovider
 
 reproduce:  ## run notebooks 01-08 with papermill at PRESET (smoke | small | paper)
-	$(PY) -m isfr.cli reproduce --preset $(PRESET)
+	$(PY) -m isfr.apps.cli reproduce --preset $(PRESET)
 
 dryrun-paper:  ## the paper preset end to end on the CPU with stand-in weights -> benchmarks/results/dryrun_paper*.md
-	$(PY) -m isfr.cli dryrun --preset paper
-	$(PY) -m isfr.cli dryrun --preset paper --preprocess ffhq
+	$(PY) -m isfr.apps.cli dryrun --preset paper
+	$(PY) -m isfr.apps.cli dryrun --preset paper --preprocess ffhq
 
 bench:  ## benchmark tables (data loading, models, training)
 	for b in benchmarks/bench_*.py; do $(PY) $$b || exit 1; done

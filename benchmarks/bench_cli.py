@@ -24,7 +24,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import env_header, markdown_table, summarize, write_out  # noqa: E402
 
-from isfr.paths import shown_path  # noqa: E402
+from isfr.core.paths import shown_path  # noqa: E402
 
 COLUMNS = ["command", "imports torch", "runs", "min s", "median s"]
 _CHECK = ("import sys\nfrom isfr import cli\ntry:\n    cli.main({argv!r})\nexcept SystemExit:\n    pass\n"
@@ -32,12 +32,12 @@ _CHECK = ("import sys\nfrom isfr import cli\ntry:\n    cli.main({argv!r})\nexcep
 
 
 def _isfr() -> list[str]:
-    """The ``isfr`` console script beside this Python, else ``python -m isfr.cli``."""
+    """The ``isfr`` console script beside this Python, else ``python -m isfr.apps.cli``."""
     exe = Path(sys.executable).with_name("isfr")
     if exe.exists():
         return [str(exe)]
     found = shutil.which("isfr")
-    return [found] if found else [sys.executable, "-m", "isfr.cli"]
+    return [found] if found else [sys.executable, "-m", "isfr.apps.cli"]
 
 
 def _wall(cmd: list[str], repeats: int) -> list[float]:
@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> None:
     print("\n" + markdown_table(rows, COLUMNS))
     p = write_out(args.out, header, [("Wall time of a fresh process", rows, COLUMNS)],
                   ["`isfr --help` and `isfr inpaint --help` import no torch (preset names are listed in isfr/cli.py; "
-                   "tests/test_inpaint_inputs.py checks them against isfr.config.PRESETS)."])
+                   "tests/test_inpaint_inputs.py checks them against isfr.experiments.config.PRESETS)."])
     print(f"\nwrote {p}")
 
 

@@ -3,7 +3,7 @@
 Usage: ``python benchmarks/bench_models.py [--sizes smoke small paper] [--batch 1 8]
 [--dtype fp32 bf16] [--repeats N] [--device cpu|cuda] [--out models_cpu.md] [--quick]``.
 
-Sizes are the presets (``isfr.config.get_preset``): ``paper`` = 256 px working resolution, official
+Sizes are the presets (``isfr.experiments.config.get_preset``): ``paper`` = 256 px working resolution, official
 pSp encoder layout (IR-SE-50, 18 styles), 1024 px config-f StyleGAN2 generator pooled to 256,
 IFR / SFR ngf 64, D1 / D2 ndf 64; ``small`` and ``smoke`` = the reduced 64 px models. Weights are
 random (``psp.checkpoint=None``): speed does not depend on them.
@@ -30,7 +30,7 @@ from torch.utils.flop_counter import FlopCounterMode
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import autocast, env_header, loadavg, markdown_table, resolve_device, summarize, time_calls, write_out  # noqa: E402
 
-from isfr.config import get_preset  # noqa: E402
+from isfr.experiments.config import get_preset  # noqa: E402
 from isfr.models.discriminators import PatchDiscriminator  # noqa: E402
 from isfr.models.isfrnet import ISFRNet, ISFRNetConfig  # noqa: E402
 

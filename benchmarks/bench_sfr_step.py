@@ -29,13 +29,13 @@ COLUMNS = ["part", "median s", "min s", "share of the step", "calls"]
 
 
 def build(preset: str):
-    from isfr.backbones import load_vgg16_features
-    from isfr.config import get_preset
+    from isfr.models.backbones import load_vgg16_features
+    from isfr.experiments.config import get_preset
     from isfr.models.discriminators import PatchDiscriminator
     from isfr.models.isfrnet import ISFRNet, ISFRNetConfig
     from isfr.models.unet import UNet
-    from isfr.training.loop import StepContext
-    from isfr.training.pipeline import L1_ONLY
+    from isfr.training.context import StepContext
+    from isfr.experiments.pipeline import L1_ONLY
     from isfr.training.stages import SFRStage
 
     p = get_preset(preset)

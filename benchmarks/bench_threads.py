@@ -4,7 +4,7 @@ Usage: ``python benchmarks/bench_threads.py [--steps 8] [--out threads_cpu.md]``
 the ``small`` preset's learned U-Net (64 px, batch 16, bf16 autocast; the ladder's base rung) in a fresh
 process per configuration, with the machine otherwise idle or with one extra process spinning on a core
 (what another training run does). Run it with nothing else running: the table is the evidence behind
-``isfr.utils.thread_policy``.
+``isfr.core.utils.thread_policy``.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ def _spin(stop) -> None:  # pragma: no cover - a busy core
 def _step_times(threads: int, steps: int, queue) -> None:
     import torch
 
-    from isfr.config import get_preset
+    from isfr.experiments.config import get_preset
     from isfr.models.unet import UNet
 
     torch.set_num_threads(threads)

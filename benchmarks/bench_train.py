@@ -3,7 +3,7 @@
 Usage: ``python benchmarks/bench_train.py [--stages ifr sfr psp stylegan] [--widths small paper]
 [--sizes 64 128 256] [--batch 1 8] [--amp none bf16] [--device cpu|cuda] [--out train_cpu.md] [--quick]``.
 
-Stages are built as ``isfr.training.pipeline`` builds them (``isfr.training.stages`` + a
+Stages are built as ``isfr.experiments.pipeline`` builds them (``isfr.training.stages`` + a
 ``StepContext`` from ``isfr.training.loop``), with random weights and random VGG-16 features
 (``load_vgg16_features("random", allow_random=True)``), so no files are needed. One fixed random
 batch is reused every step: data loading is not included (see ``bench_data.py``).
@@ -54,7 +54,7 @@ R1_EVERY = 16  # StyleGANStage default
 
 def preset_for(widths: str, size: int, stage: str):
     """The preset of ``widths`` at ``size`` px (random weights everywhere)."""
-    from isfr.config import get_preset
+    from isfr.experiments.config import get_preset
 
     if widths == "paper":
         over = {"resolution": size, "psp.checkpoint": None}
@@ -65,8 +65,8 @@ def preset_for(widths: str, size: int, stage: str):
 
 
 def build_stage(name: str, widths: str, size: int, device: torch.device):
-    """The stage object exactly as ``isfr.training.pipeline`` builds it (minus checkpoint loading)."""
-    from isfr.backbones import load_vgg16_features
+    """The stage object exactly as ``isfr.experiments.pipeline`` builds it (minus checkpoint loading)."""
+    from isfr.models.backbones import load_vgg16_features
     from isfr.models.discriminators import PatchDiscriminator
     from isfr.models.isfrnet import ISFRNet, ISFRNetConfig
     from isfr.models.stylegan2 import Discriminator
@@ -105,7 +105,7 @@ def make_batch(batch: int, size: int, device: torch.device) -> dict[str, torch.T
 
 def measure(job: dict[str, Any]) -> dict[str, Any]:
     """Build one stage, run warm-up + timed steps, return timings and peak memory."""
-    from isfr.training.loop import StepContext
+    from isfr.training.context import StepContext
 
     if job.get("threads"):
         torch.set_num_threads(job["threads"])
@@ -243,7 +243,7 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit("--amp fp16 needs --device cuda (on the CPU use bf16)")
 
     mpctx = mp.get_context("forkserver")
-    mpctx.set_forkserver_preload(["torch", "isfr.training.stages", "isfr.backbones"])
+    mpctx.set_forkserver_preload(["torch", "isfr.training.stages", "isfr.models.backbones"])
     header = env_header("ISFRNet training benchmark", device, args.note)
     print(header + "\n", flush=True)
     print("| " + " | ".join(COLUMNS) + " |", flush=True)
@@ -272,7 +272,7 @@ def main(argv: list[str] | None = None) -> None:
            "peak MiB = process RSS high-water mark (VmHWM) over the steps; step MiB = peak - RSS after building "
            "the stage (activations, gradients, Adam state, allocator caches)")
     notes = [
-        "stages built as isfr.training.pipeline does (random weights, random VGG-16 features), StepContext from "
+        "stages built as isfr.experiments.pipeline does (random weights, random VGG-16 features), StepContext from "
         "isfr.training.loop; one fixed batch (no data loading); central 25 % hole",
         f"timing: {args.warmup} warm-up step(s), then up to {args.steps} timed steps (>= 2, stopping after "
         f"{args.budget:g} s; 1 when the warm-up step took > {args.budget:g} s); s/step = min; img/s = batch / min",

@@ -65,7 +65,7 @@ def env_header(title: str, device: torch.device, extra: Sequence[str] = ()) -> s
 
 def _commit() -> str:
     try:
-        from isfr.utils import git_commit
+        from isfr.core.utils import git_commit
 
         return git_commit(REPO)
     except Exception:  # noqa: BLE001 - a header line must never fail the benchmark
@@ -199,8 +199,8 @@ def write_out(path: str | Path, header: str, tables: Sequence[tuple[str, Sequenc
               notes: Sequence[str] = ()) -> Path:
     """Write ``tables`` (title, rows, columns) to ``path``: Markdown for ``.md``, one CSV for ``.csv``
     (bare names go to benchmarks/results/). No absolute path is written: the header and notes name paths as
-    :func:`isfr.paths.portable_text` does (``$ISFR_DATA_ROOT/...``, relative to the repository)."""
-    from isfr.paths import portable_text
+    :func:`isfr.core.paths.portable_text` does (``$ISFR_DATA_ROOT/...``, relative to the repository)."""
+    from isfr.core.paths import portable_text
 
     header, notes = portable_text(header), [portable_text(n) for n in notes]
     p = Path(path)

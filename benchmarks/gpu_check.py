@@ -80,7 +80,7 @@ class Check:
 
 
 def preset(name: str, **over: Any) -> Any:
-    from isfr.config import get_preset
+    from isfr.experiments.config import get_preset
 
     return get_preset(name, **({"psp.checkpoint": None} if name == "paper" else {}), **over)
 
@@ -89,8 +89,8 @@ class Parts:
     """A preset's full pipeline (stage 1 + IFR + SFR) as ``build_model`` makes it, D1, D2, random VGG-16."""
 
     def __init__(self, P: Any, dev: torch.device):
-        from isfr.backbones import load_vgg16_features
-        from isfr.trained import build_disc, build_model
+        from isfr.models.backbones import load_vgg16_features
+        from isfr.experiments.trained import build_disc, build_model
 
         self.P, self.model = P, build_model(P).to(dev)
         self.d1, self.d2 = build_disc(P).to(dev), build_disc(P).to(dev)
@@ -120,7 +120,7 @@ class Stepper:
     counter, one host sync for the losses; ``hist`` keeps every step's losses."""
 
     def __init__(self, stage: Any, ck: Check, prec: str, data: Any, nets: dict | None = None, dist: Any = None):
-        from isfr.training.loop import StepContext
+        from isfr.training.context import StepContext
 
         amp, on = ck.amp(prec)
         opts = stage.optimizers()
@@ -381,7 +381,7 @@ def mini_training(ck: Check) -> list[dict]:
 
 def projection(ck: Check, P: Any, steps5: list[dict], inf4: list[dict]) -> list[dict]:
     """7. Hours of every run the preset trains (main + ablation budget, shared runs once), its validation, test."""
-    from isfr.runs import VARIANTS, ablation_variants, stage_runs
+    from isfr.experiments.runs import VARIANTS, ablation_variants, stage_runs
 
     s, amp = P.schedule, {"none": "fp32"}.get(P.schedule.amp, P.schedule.amp)
     per = {r["_kind"]: r["s/step (min)"] for r in steps5 if "_kind" in r and r["precision"] == amp and r["batch"] == 1}

@@ -47,7 +47,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 Discriminator = Callable[[Tensor], Tensor]  # image in [-1, 1] -> logits, or a module with .logits()
-FeatureExtractor = Callable[[Tensor], Sequence[Tensor]]  # e.g. isfr.backbones.VGG16Features
+FeatureExtractor = Callable[[Tensor], Sequence[Tensor]]  # e.g. isfr.models.backbones.VGG16Features
 
 
 @dataclass
@@ -230,7 +230,7 @@ def sfr_generator_loss(
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """Eq. 10: ``l3 L_rec + l4 L_per + l5 L_sty + l6 L_tv + l7 L_adv^{D2}`` (slip 4: D2).
 
-    ``vgg``: e.g. :func:`isfr.backbones.load_vgg16_features` (say "random VGG features" in every
+    ``vgg``: e.g. :func:`isfr.models.backbones.load_vgg16_features` (say "random VGG features" in every
     output when its ``random_features`` is True), run in fp32 unless ``cfg.vgg_precision="autocast"``.
     A term whose weight is 0 is not computed (``vgg`` / ``d2`` may then be None). Returns
     ``(total, terms)``; ``terms`` are the unweighted, detached terms computed, of
@@ -301,7 +301,7 @@ def psp_encoder_loss(
     """pSp encoder loss: ``l2 MSE + lpips Perc + w_norm L_reg (+ id L_id)``.
 
     ``Perc`` is ``lpips_fn(y_hat, y).mean()`` when given (e.g. ``lpips.LPIPS(net='alex')`` with the
-    trunk loaded as in :mod:`isfr.metrics`), else :func:`perceptual_loss` on ``vgg`` features
+    trunk loaded as in :mod:`isfr.evaluation.metrics`), else :func:`perceptual_loss` on ``vgg`` features
     (one of them is required when ``lpips_lambda > 0``). ``latents``: ``(B, n_styles, 512)``.
     ``L_id`` is ``id_fn(y_hat, y)`` (pSp's ArcFace loss, :func:`isfr.models.arcface.identity_loss`),
     required when ``id_lambda > 0``; dlib's descriptor is not differentiable and is never a loss.

@@ -71,7 +71,7 @@ ALEX_CONVS = {0: (64, 3, 11), 3: (192, 64, 5), 6: (384, 192, 3), 8: (256, 384, 3
 def torch_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """An empty TORCH_HOME; any attempt to download weights fails the test. The weight files tests write
     there are stand-ins (their sha256 cannot match the name), accepted as ``isfr dryrun`` accepts them."""
-    from isfr.pretrained import STANDIN_ENV
+    from isfr.models.pretrained import STANDIN_ENV
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     monkeypatch.setenv(STANDIN_ENV, "1")
@@ -94,14 +94,14 @@ def _write_convs(path: Path, convs: dict, seed: int) -> dict[str, torch.Tensor]:
 
 def write_vgg_file(torch_home: Path, seed: int = 0) -> dict[str, torch.Tensor]:
     """A torchvision-format VGG-16 state_dict with the keys the loader uses, random values."""
-    from isfr.backbones import VGG16_FILE
+    from isfr.models.backbones import VGG16_FILE
 
     return _write_convs(torch_home / "hub" / "checkpoints" / VGG16_FILE, VGG_CONVS, seed)
 
 
 def write_alexnet_file(torch_home: Path, seed: int = 0) -> dict[str, torch.Tensor]:
     """A torchvision-format AlexNet state_dict (``features.{0,3,6,8,10}``), random values."""
-    from isfr.backbones import ALEXNET_FILE
+    from isfr.models.backbones import ALEXNET_FILE
 
     return _write_convs(torch_home / "hub" / "checkpoints" / ALEXNET_FILE, ALEX_CONVS, seed)
 

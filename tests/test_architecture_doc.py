@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch.nn as nn
 
-from isfr.config import get_preset, with_resolution
+from isfr.experiments.config import get_preset, with_resolution
 from isfr.models.discriminators import PatchDiscriminator
 from isfr.models.ifr import IFRGenerator
 from isfr.models.sfr import build_sfr

@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from isfr import backbones as B
+from isfr.models import backbones as B
 
 from conftest import ALEX_CONVS, write_alexnet_file, write_vgg_file
 
@@ -99,7 +99,7 @@ def test_alexnet_state_dict_from_file(torch_home):
 def test_non_release_files_refused_without_the_standin_flag(torch_home, monkeypatch):
     """torchvision's names carry a sha256 prefix: a file that fails it (a stand-in) is refused by default,
     naming the file, the URL and the flag; accepted with the flag and then labelled a stand-in."""
-    from isfr.pretrained import STANDIN_ENV
+    from isfr.models.pretrained import STANDIN_ENV
 
     write_vgg_file(torch_home)
     write_alexnet_file(torch_home)
@@ -118,7 +118,7 @@ def test_release_file_passes_the_hash_check(tmp_path, monkeypatch):
     """A file whose name prefixes its sha256 is the release: loaded without the flag, not a stand-in."""
     import hashlib
 
-    from isfr.pretrained import STANDIN_ENV, is_standin
+    from isfr.models.pretrained import STANDIN_ENV, is_standin
 
     monkeypatch.delenv(STANDIN_ENV, raising=False)
     sd = write_vgg_file(tmp_path)  # written under tmp_path/hub/checkpoints/<VGG16_FILE>

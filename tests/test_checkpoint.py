@@ -1,4 +1,4 @@
-"""Checkpoint format, atomic writes, corrupt/mismatched files, rotation; isfr.utils helpers."""
+"""Checkpoint format, atomic writes, corrupt/mismatched files, rotation; isfr.core.utils helpers."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from isfr.training.checkpoint import (
     make_checkpoint,
     restore_rng_state,
 )
-from isfr.utils import atomic_open, atomic_torch_save, atomic_write_bytes, git_commit, seed_everything
+from isfr.core.utils import atomic_open, atomic_torch_save, atomic_write_bytes, git_commit, seed_everything
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_training_loop import ToyConfig, ToyStage  # noqa: E402

@@ -1,9 +1,9 @@
-"""Presets (isfr.config): overrides, the resolution shorthand and its consistency check."""
+"""Presets (isfr.experiments.config): overrides, the resolution shorthand and its consistency check."""
 from __future__ import annotations
 
 import pytest
 
-from isfr.config import PRESETS, get_preset, parse_overrides
+from isfr.experiments.config import PRESETS, get_preset, parse_overrides
 from isfr.models.isfrnet import ISFRNet, ISFRNetConfig
 
 
@@ -59,7 +59,7 @@ def test_overrides_parse_and_unknown_fields_fail():
     ({"resolution": "big"}, r"^resolution='big': resolution takes a power of two >= 8$"),
 ])
 def test_a_bad_override_names_the_field_and_the_valid_choices(overrides, message):
-    from isfr.config import PresetFieldError
+    from isfr.experiments.config import PresetFieldError
 
     with pytest.raises(PresetFieldError, match=message) as got:
         get_preset("small", **overrides)

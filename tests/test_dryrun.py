@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 
-from isfr.paths import REPO_ROOT
+from isfr.core.paths import REPO_ROOT
 
 
 def test_cut_down_dry_run_of_the_paper_preset(tmp_path):
@@ -17,7 +17,7 @@ def test_cut_down_dry_run_of_the_paper_preset(tmp_path):
     figures_before = (REPO_ROOT / "figures" / "paper").exists()
     env = {**os.environ, "TMPDIR": str(scratch)}
     env.pop("ISFR_ALLOW_STANDIN_WEIGHTS", None)  # the dry run sets it for its own processes only
-    r = subprocess.run([sys.executable, "-m", "isfr.cli", "dryrun", "--preset", "paper", "--cut-down", "--out", str(out)],
+    r = subprocess.run([sys.executable, "-m", "isfr.apps.cli", "dryrun", "--preset", "paper", "--cut-down", "--out", str(out)],
                        env=env, capture_output=True, text=True, timeout=1500)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     table = out.read_text()

@@ -1,4 +1,4 @@
-"""isfr.evaluation / isfr.baselines / isfr.paper_numbers: summaries, CIs, scoring, paper-vs-ours tables."""
+"""isfr.evaluation / isfr.evaluation.baselines / isfr.evaluation.paper_numbers: summaries, CIs, scoring, paper-vs-ours tables."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ import pytest
 import torch
 
 from isfr import evaluation as E
-from isfr import paper_numbers as P
-from isfr.baselines import biharmonic, isfrnet_method, mean_fill
+from isfr.evaluation import paper_numbers as P
+from isfr.evaluation.baselines import biharmonic, isfrnet_method, mean_fill
 from isfr.data.buckets import BUCKETS
 
 SRC = "measured here (test, 32 px, hand-made, 0 steps, CPU, commit abc)"
@@ -179,7 +179,7 @@ def test_evaluation_never_imports_training():
     names = [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
     names += [n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
     assert not any("training" in x for x in names), names
-    code = ("import sys, isfr.evaluation, isfr.baselines, isfr.figures; "
+    code = ("import sys, isfr.evaluation, isfr.evaluation.baselines, isfr.experiments.figures; "
             "bad = [m for m in sys.modules if m.startswith('isfr.training')]; assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)  # nor transitively
 
@@ -299,7 +299,7 @@ def test_ranking_agreement_reports_whether_the_order_matches():
 def test_comparison_rows_composite_each_method():
     import torch
 
-    from isfr.baselines import mean_fill
+    from isfr.evaluation.baselines import mean_fill
     from isfr.evaluation import comparison_rows
 
     g = torch.Generator().manual_seed(0)
@@ -359,7 +359,7 @@ def test_write_duels_writes_the_table_its_ci_and_source(eval_ds, tmp_path):
 def test_hardware_text_names_the_runs_of_each_label_only_when_labels_differ():
     import pandas as pd
 
-    from isfr.experiment import hardware_text
+    from isfr.experiments.experiment import hardware_text
 
     one = pd.DataFrame({"run": ["stylegan", "psp"], "hardware": ["CPU A, 1 threads"] * 2})
     assert hardware_text(one) == "CPU A, 1 threads"

@@ -1,4 +1,4 @@
-"""isfr.figures: every figure function runs, carries its note and is written atomically."""
+"""isfr.experiments.figures: every figure function runs, carries its note and is written atomically."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
-from isfr import figures as F
+from isfr.experiments import figures as F
 from isfr.data.buckets import BUCKETS
 
 NOTE = "synthetic faces - not a result"
@@ -133,7 +133,7 @@ def test_table_figure(tmp_path):
 
 
 def test_figures_index_lists_files_and_finds_the_missing(tmp_path):
-    from isfr.figures import indexed_outputs, missing_outputs
+    from isfr.experiments.figures import indexed_outputs, missing_outputs
 
     cpu, gpu = indexed_outputs(cpu_stage1=True), indexed_outputs(cpu_stage1=False)
     assert {"fig02_stages.png", "table1_ablation.md", "table2_comparison.md", "fig10_large_holes.png"} <= set(cpu)

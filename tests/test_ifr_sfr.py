@@ -323,7 +323,7 @@ def test_e_i_gradient_share_follows_eq1s_weight(layout):
     """For a 31 % hole at 64 px eq. 1's readings give w = 1/N_M ~ 8e-4 < r_min/ratio ~ 0.03 < 1 - ratio ~ 0.69
     < 1 (none): E_I's share of the input gradient is ordered the same way, and the literal reading mutes it."""
     from isfr.models.sfr import build_sfr, input_gradient_share
-    from isfr.utils import seeded
+    from isfr.core.utils import seeded
 
     torch.manual_seed(0)
     x = torch.rand(4, 3, 64, 64) * 2 - 1
@@ -342,9 +342,9 @@ def test_e_i_gets_at_least_a_tenth_of_the_input_gradient_at_the_small_presets_co
     """The small preset's SFR, as configured (layout, norm, eq. 1 reading), at init on a 30 % hole: E_I, the
     encoder that sees the known pixels, carries >= 10 % of the output's input-gradient norm (the literal
     1/N_M of the paper preset leaves it ~0.1 %, which is why small reads eq. 1 otherwise: README)."""
-    from isfr.config import get_preset
+    from isfr.experiments.config import get_preset
     from isfr.models.sfr import build_sfr, input_gradient_share
-    from isfr.utils import seeded
+    from isfr.core.utils import seeded
 
     cfg = get_preset("small").sfr
     torch.manual_seed(0)

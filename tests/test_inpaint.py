@@ -6,10 +6,10 @@ import pytest
 import torch
 from PIL import Image
 
-from isfr import cli
-from isfr.config import get_preset
+from isfr.apps import cli
+from isfr.experiments.config import get_preset
 from isfr.data import draw_face
-from isfr.inpaint import evaluate_checkpoint, inpaint_file, inpaint_folder, load_model
+from isfr.apps.inpaint import evaluate_checkpoint, inpaint_file, inpaint_folder, load_model
 from isfr.models.isfrnet import ISFRNet, ISFRNetConfig
 
 RES = 64

@@ -21,8 +21,8 @@ import pytest
 import torch
 from PIL import ExifTags, Image, ImageFilter, ImageOps
 
-from isfr import cli
-from isfr.config import get_preset
+from isfr.apps import cli
+from isfr.experiments.config import get_preset
 from isfr.data import draw_face
 from isfr.models.isfrnet import ISFRNet, ISFRNetConfig
 
@@ -501,19 +501,19 @@ REFUSALS: dict[str, Refusal] = {
 @pytest.fixture
 def no_work(monkeypatch):
     """Every entry point that trains, runs notebooks, exports or scores fails the test if it is reached."""
-    import isfr.dryrun
-    import isfr.inpaint
-    import isfr.ladder
-    import isfr.reproduce
-    import isfr.trained
-    import isfr.training.pipeline
+    import isfr.experiments.dryrun
+    import isfr.apps.inpaint
+    import isfr.experiments.ladder
+    import isfr.experiments.reproduce
+    import isfr.experiments.trained
+    import isfr.experiments.pipeline
 
     def started(*args, **kwargs):
         raise AssertionError("the work started before the arguments were checked")
 
-    for mod, name in ((isfr.training.pipeline, "train_all"), (isfr.reproduce, "reproduce"), (isfr.ladder, "run_ladder"),
-                      (isfr.ladder, "write_ladder"), (isfr.trained, "export_pipeline"), (isfr.dryrun, "dryrun"),
-                      (isfr.inpaint, "evaluate_checkpoint"), (isfr.inpaint, "inpaint_file")):
+    for mod, name in ((isfr.experiments.pipeline, "train_all"), (isfr.experiments.reproduce, "reproduce"), (isfr.experiments.ladder, "run_ladder"),
+                      (isfr.experiments.ladder, "write_ladder"), (isfr.experiments.trained, "export_pipeline"), (isfr.experiments.dryrun, "dryrun"),
+                      (isfr.apps.inpaint, "evaluate_checkpoint"), (isfr.apps.inpaint, "inpaint_file")):
         monkeypatch.setattr(mod, name, started)
 
 
@@ -530,7 +530,7 @@ def test_arguments_are_refused_before_any_work(name, tmp_path, run, no_work, mon
 
 
 def test_debug_re_raises(tmp_path):
-    from isfr.config import PresetFieldError
+    from isfr.experiments.config import PresetFieldError
 
     with pytest.raises(cli.UsageError, match="unknown variant 'bogus'"):
         cli.main(["train", "--variants", "bogus", "--debug"])
@@ -542,7 +542,7 @@ def test_debug_re_raises(tmp_path):
 
 
 def test_variant_names_are_those_of_isfr_runs():
-    from isfr.runs import VARIANTS
+    from isfr.experiments.runs import VARIANTS
 
     assert cli.variant_names() == list(VARIANTS)
 
@@ -557,7 +557,7 @@ def test_the_real_command_refuses_in_one_line_without_a_traceback(tmp_path, argv
 
     env = {**os.environ, "OMP_NUM_THREADS": "1", "ISFR_RUNS_DIR": str(tmp_path / "runs")}
     start = time.monotonic()
-    proc = subprocess.run([sys.executable, "-m", "isfr.cli", *argv.format(tmp=tmp_path).split()], capture_output=True,
+    proc = subprocess.run([sys.executable, "-m", "isfr.apps.cli", *argv.format(tmp=tmp_path).split()], capture_output=True,
                           text=True, env=env, timeout=300)
     took = time.monotonic() - start
     assert proc.returncode == 2 and len(proc.stderr.splitlines()) == 1, proc.stderr
@@ -568,7 +568,7 @@ def test_the_real_command_refuses_in_one_line_without_a_traceback(tmp_path, argv
 def test_the_synthetic_data_warning_is_printed_once_per_command(run, monkeypatch):
     """Every step of ``isfr train`` that loads the data resolves the data root (13 times at smoke); the command
     says once that the faces are synthetic."""
-    import isfr.training.pipeline
+    import isfr.experiments.pipeline
     from isfr.data.roots import resolve_data_root
 
     def steps(preset, variants, data_root, **kwargs):
@@ -577,7 +577,7 @@ def test_the_synthetic_data_warning_is_printed_once_per_command(run, monkeypatch
         return []
 
     monkeypatch.delenv("ISFR_DATA_ROOT", raising=False)
-    monkeypatch.setattr(isfr.training.pipeline, "train_all", steps)
+    monkeypatch.setattr(isfr.experiments.pipeline, "train_all", steps)
     with warnings.catch_warnings():
         warnings.simplefilter("always")  # every warning reaches the command's printing
         rc, err, _ = run("train", "--preset", "smoke", "--ablations-only")
@@ -620,7 +620,7 @@ def test_evaluate_warns_about_a_smoke_model_and_reports_a_bad_file(tmp_path, run
 
 def test_the_real_command_prints_one_line_warnings(tmp_path, ckpt):
     photo, mask, _ = _photo_mask(_face(), np.zeros((RES, RES), np.uint8))(tmp_path)
-    proc = subprocess.run([sys.executable, "-m", "isfr.cli", "inpaint", str(photo), "--mask", str(mask),
+    proc = subprocess.run([sys.executable, "-m", "isfr.apps.cli", "inpaint", str(photo), "--mask", str(mask),
                            "--checkpoint", str(ckpt), "-o", str(tmp_path / "o.png")], capture_output=True, text=True,
                           env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=120)
     assert proc.returncode == 0, proc.stderr
@@ -631,7 +631,7 @@ def test_the_real_command_prints_one_line_warnings(tmp_path, ckpt):
 # ---------------------------------------------------------------- masks, help, umask, warnings
 def test_user_masks_read_0_1_and_threshold_at_128(tmp_path):
     from isfr.data import load_mask
-    from isfr.inpaint import read_hole_mask
+    from isfr.apps.photos import read_hole_mask
 
     zero_one = np.zeros((8, 8), np.uint8)
     zero_one[2:5, 3:6] = 1
@@ -647,9 +647,9 @@ def test_user_masks_read_0_1_and_threshold_at_128(tmp_path):
 
 
 def test_help_imports_no_torch_and_states_the_mask_threshold(capsys):
-    import isfr.config
+    import isfr.experiments.config
 
-    assert cli.PRESETS == isfr.config.PRESETS
+    assert cli.PRESETS == isfr.experiments.config.PRESETS
     code = ("import sys\nfrom isfr import cli\ntry:\n    cli.main(['--help'])\nexcept SystemExit:\n    pass\n"
             "assert 'torch' not in sys.modules, 'isfr --help imported torch'")
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, timeout=60)
@@ -661,7 +661,7 @@ def test_help_imports_no_torch_and_states_the_mask_threshold(capsys):
 
 @pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
 def test_atomic_writers_respect_the_umask(tmp_path, umask):
-    from isfr.utils import atomic_open, atomic_path, atomic_torch_save, atomic_write_json, atomic_write_text
+    from isfr.core.utils import atomic_open, atomic_path, atomic_torch_save, atomic_write_json, atomic_write_text
 
     old = os.umask(umask)
     try:
@@ -680,7 +680,7 @@ def test_atomic_writers_respect_the_umask(tmp_path, umask):
 
 
 def test_one_line_warnings(monkeypatch):
-    from isfr.utils import one_line_warnings
+    from isfr.core.utils import one_line_warnings
 
     monkeypatch.setattr(warnings, "formatwarning", warnings.formatwarning)
     one_line_warnings()
@@ -688,7 +688,7 @@ def test_one_line_warnings(monkeypatch):
 
 
 def test_each_warning_once_shows_a_repeated_warning_once(monkeypatch):
-    from isfr.utils import each_warning_once
+    from isfr.core.utils import each_warning_once
 
     shown = []
     monkeypatch.setattr(warnings, "showwarning", lambda msg, cat, fn, ln, file=None, line=None: shown.append(str(msg)))
@@ -701,7 +701,7 @@ def test_each_warning_once_shows_a_repeated_warning_once(monkeypatch):
 
 
 def test_reproduce_help_names_the_notebooks_it_runs(capsys):
-    from isfr.reproduce import numbered_notebooks
+    from isfr.experiments.reproduce import numbered_notebooks
 
     nbs = numbered_notebooks()
     with pytest.raises(SystemExit):
@@ -716,7 +716,7 @@ def shipped_at(tmp_path, monkeypatch):
     ``place(file)`` makes ``file`` the shipped model, its hash the expected one."""
     import sys
 
-    import isfr.shipped as shipped
+    import isfr.models.shipped as shipped
 
     monkeypatch.setattr(shipped, "REPO_ROOT", tmp_path / "clone")
     monkeypatch.setattr(sys, "prefix", str(tmp_path / "venv"))

@@ -6,7 +6,7 @@ import dataclasses
 import pytest
 import torch
 
-from isfr.config import get_preset
+from isfr.experiments.config import get_preset
 from isfr.models.isfrnet import ISFRNet, ISFRNetConfig
 
 

@@ -51,7 +51,7 @@ def test_exported_file_loads_and_gives_the_recorded_output():
 
 def test_finished_run_folder_loads():
     from isfr.training.checkpoint import read_checkpoint
-    from isfr.training.loop import done_checkpoint, read_done
+    from isfr.training.rundir import done_checkpoint, read_done
 
     want = json.loads(EXPECTED.read_text())
     done = read_done(RUN)
@@ -72,11 +72,11 @@ def test_legacy_files_stay_small():
 
 
 def _write() -> None:
-    from isfr.config import get_preset
-    from isfr.runs import run_dir
-    from isfr.trained import export_pipeline
+    from isfr.experiments.config import get_preset
+    from isfr.experiments.runs import run_dir
+    from isfr.experiments.trained import export_pipeline
     from isfr.training.checkpoint import read_checkpoint
-    from isfr.training.pipeline import train_psp, train_stylegan, train_variant
+    from isfr.experiments.pipeline import train_psp, train_stylegan, train_variant
     from isfr.models.isfrnet import ISFRNet
 
     os.environ.pop("ISFR_DATA_ROOT", None)

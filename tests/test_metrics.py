@@ -11,8 +11,8 @@ import pytest
 import torch
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from isfr import metrics as M
-from isfr.backbones import ALEXNET_FILE
+from isfr.evaluation import metrics as M
+from isfr.models.backbones import ALEXNET_FILE
 from isfr.data.buckets import bucket_of
 
 from conftest import write_alexnet_file

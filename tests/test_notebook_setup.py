@@ -1,11 +1,11 @@
-"""The notebooks' shared set-up (isfr.notebook.setup): the preset reads the notebook's data, and every
+"""The notebooks' shared set-up (isfr.experiments.notebook.setup): the preset reads the notebook's data, and every
 provenance line it gives names preset, resolution, data and steps (no "?")."""
 from __future__ import annotations
 
 import pytest
 
-from isfr.notebook import setup
-from isfr.runs import data_tag
+from isfr.experiments.notebook import setup
+from isfr.experiments.runs import data_tag
 
 
 @pytest.mark.parametrize("steps", ["stage1", "ifr", "main", "ablation"])
@@ -31,7 +31,7 @@ def test_thread_policy(monkeypatch):
 
     import torch
 
-    from isfr.utils import thread_policy
+    from isfr.core.utils import thread_policy
 
     n = torch.get_num_threads()
     try:
@@ -49,7 +49,7 @@ def test_thread_policy(monkeypatch):
 def test_warnings_are_one_line():
     import warnings
 
-    from isfr.utils import one_line_warnings
+    from isfr.core.utils import one_line_warnings
 
     old = warnings.formatwarning
     try:
@@ -61,7 +61,7 @@ def test_warnings_are_one_line():
 
 
 def test_every_notebook_sets_up_through_setup():
-    """The code cell after each notebook's parameters calls isfr.notebook.setup (no notebook builds its preset,
+    """The code cell after each notebook's parameters calls isfr.experiments.notebook.setup (no notebook builds its preset,
     data root or provenance line by hand)."""
     from pathlib import Path
 
@@ -73,7 +73,7 @@ def test_every_notebook_sets_up_through_setup():
         code = [c for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"]
         first = next(i for i, c in enumerate(code) if "parameters" in c.metadata.get("tags", []))
         cell = code[first + 1].source
-        assert "from isfr.notebook import setup" in cell and "setup(preset, data_root, seed" in cell, path.name
+        assert "from isfr.experiments.notebook import setup" in cell and "setup(preset, data_root, seed" in cell, path.name
         assert "get_preset(" not in cell and "resolve_data_root(" not in cell, path.name
 
 

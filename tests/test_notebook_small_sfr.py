@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from isfr.config import get_preset
-from isfr.paths import NOTEBOOKS_DIR
-from isfr.training.pipeline import train_ifr, train_psp, train_stylegan
+from isfr.experiments.config import get_preset
+from isfr.core.paths import NOTEBOOKS_DIR
+from isfr.experiments.pipeline import train_ifr, train_psp, train_stylegan
 
 
 def small_sfr_overrides() -> dict:

@@ -5,7 +5,7 @@ import tomllib
 
 import yaml
 
-from isfr.paths import REPO_ROOT
+from isfr.core.paths import REPO_ROOT
 
 
 def test_environment_yml_installs_the_package_from_pyproject():
@@ -21,7 +21,7 @@ def test_pyproject_pins_torch_and_names_extras():
     deps = meta["dependencies"]
     assert "torch==2.14.1" in deps and "torchvision==0.29.1" in deps
     assert {"dev", "identity"} <= set(meta["optional-dependencies"])
-    assert meta["scripts"]["isfr"] == "isfr.cli:main"
+    assert meta["scripts"]["isfr"] == "isfr.apps.cli:main"
 
 
 def test_ci_runs_the_readme_commands():

@@ -1,5 +1,5 @@
 """No table, log or provenance line names a machine's folders: paths are written from the runs folder, the data
-root, the torch hub or the repository (isfr.paths.shown_path), and the data layer's descriptions follow it."""
+root, the torch hub or the repository (isfr.core.paths.shown_path), and the data layer's descriptions follow it."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from isfr.data import CelebA, ImageFolder, NvidiaMasks
-from isfr.paths import REPO_ROOT, portable, portable_text, shown_path
+from isfr.core.paths import REPO_ROOT, portable, portable_text, shown_path
 
 
 @pytest.fixture
@@ -76,7 +76,7 @@ def test_dataset_descriptions_name_no_absolute_path(folders, tmp_path, monkeypat
 
 
 def test_missing_lpips_weights_note_names_the_hub_folder(folders, tmp_path):
-    from isfr.backbones import load_alexnet_state_dict
+    from isfr.models.backbones import load_alexnet_state_dict
 
     with pytest.raises(FileNotFoundError) as err:
         load_alexnet_state_dict()

@@ -1,4 +1,4 @@
-"""Stand-in weight files (isfr.pretrained): refused without the flag, never mixed with other files' runs."""
+"""Stand-in weight files (isfr.models.pretrained): refused without the flag, never mixed with other files' runs."""
 from __future__ import annotations
 
 import shutil
@@ -6,14 +6,14 @@ import shutil
 import pytest
 import torch
 
-from isfr import pretrained as W
-from isfr import standins as S
-from isfr.config import get_preset
+from isfr.models import pretrained as W
+from isfr.models import standins as S
+from isfr.experiments.config import get_preset
 from isfr.models.arcface import ArcFace, load_arcface
 from isfr.models.psp import PSP
-from isfr.runs import provenance, run_dir, run_key, run_weights, weights_identity
-from isfr.trained import trained_unet
-from isfr.training.pipeline import train_unet
+from isfr.experiments.runs import provenance, run_dir, run_key, run_weights, weights_identity
+from isfr.experiments.trained import trained_unet
+from isfr.experiments.pipeline import train_unet
 
 from conftest import write_vgg_file
 
@@ -66,7 +66,7 @@ def test_arcface_standin_refused_without_the_flag(tmp_path, monkeypatch):
 
 
 def test_torchvision_standins_fail_the_release_hash(tmp_path, monkeypatch):
-    from isfr.backbones import ALEXNET_FILE, load_alexnet_state_dict
+    from isfr.models.backbones import ALEXNET_FILE, load_alexnet_state_dict
 
     path = S.write_torchvision_standin(ALEXNET_FILE, tmp_path)
     assert path == tmp_path / "hub" / "checkpoints" / ALEXNET_FILE and W.is_standin(path)

@@ -1,4 +1,4 @@
-"""isfr.reproduce and the ladder runner: which parameters each notebook and rung gets (papermill and training
+"""isfr.experiments.reproduce and the ladder runner: which parameters each notebook and rung gets (papermill and training
 replaced by recorders)."""
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import types
 
 import pytest
 
-from isfr import reproduce as R
+from isfr.experiments import reproduce as R
 
 
 @pytest.fixture
@@ -32,7 +32,7 @@ def test_only_the_ladder_notebook_gets_train_and_it_trains_by_default_only_at_sm
 
 
 def test_cli_flag_reaches_reproduce(monkeypatch):
-    from isfr import cli
+    from isfr.apps import cli
 
     got = {}
     monkeypatch.setattr(R, "reproduce", lambda **kw: got.update(kw))
@@ -44,7 +44,7 @@ def test_cli_flag_reaches_reproduce(monkeypatch):
 
 def test_run_ladder_hands_the_loop_options_to_every_rung(monkeypatch):
     """Notebook 08's ``time_budget_min`` reaches each rung's training loop (a stopped rung is not scored)."""
-    from isfr import ladder as LD
+    from isfr.experiments import ladder as LD
 
     got, scored = [], []
     monkeypatch.setattr(LD, "biharmonic_scores", lambda P: None)
@@ -63,8 +63,8 @@ def test_a_rungs_scores_name_the_preset_data_and_the_checkpoint_scored(monkeypat
 
     import torch
 
-    from isfr import ladder as LD
-    from isfr.config import get_preset
+    from isfr.experiments import ladder as LD
+    from isfr.experiments.config import get_preset
     from isfr.evaluation import read_csv
 
     P = get_preset("smoke")

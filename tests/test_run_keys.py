@@ -25,10 +25,10 @@ CUSTOM = {"small@sfr.ngf=16": ("small", {"sfr.ngf": 16}),
 
 def compute() -> dict[str, dict[str, str]]:
     """``{preset: {label: run folder relative to the runs folder}}`` from the current code."""
-    from isfr.config import get_preset
-    from isfr.ladder import RUNGS, ladder_preset, rung_dir
-    from isfr.paths import runs_dir
-    from isfr.runs import VARIANTS, ablation_variants, run_dir, stage1_runs, stage_runs, variant_preset
+    from isfr.experiments.config import get_preset
+    from isfr.experiments.ladder import RUNGS, ladder_preset, rung_dir
+    from isfr.core.paths import runs_dir
+    from isfr.experiments.runs import VARIANTS, ablation_variants, run_dir, stage1_runs, stage_runs, variant_preset
 
     def rel(p: Path) -> str:
         return p.relative_to(runs_dir("smoke").parent).as_posix()
@@ -80,7 +80,7 @@ def test_golden_list_is_relative_and_complete():
 
 def test_repo_root_is_the_repository_root(monkeypatch):
     """runs/ and weights/ stay at the repository's top, wherever paths.py sits in the package."""
-    from isfr.paths import REPO_ROOT, runs_dir
+    from isfr.core.paths import REPO_ROOT, runs_dir
 
     repo = Path(__file__).resolve().parents[1]
     assert REPO_ROOT == repo and (REPO_ROOT / "pyproject.toml").is_file() and (REPO_ROOT / "isfr").is_dir()

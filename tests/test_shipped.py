@@ -1,4 +1,4 @@
-"""The shipped model's plumbing (isfr.shipped): fp16 storage read back as fp32, the sha256 check, the search
+"""The shipped model's plumbing (isfr.models.shipped): fp16 storage read back as fp32, the sha256 check, the search
 for the file; and, once ``weights/isfrnet_small.pt`` is committed, its hash against the code and the model card."""
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from isfr.config import get_preset
+from isfr.experiments.config import get_preset
 from isfr.models.isfrnet import ISFRNet
-from isfr.shipped import (SHIPPED_NAME, SHIPPED_SHA256, as_stored, check_sha256, sha256_of, shipped_locations,
+from isfr.models.shipped import (SHIPPED_NAME, SHIPPED_SHA256, as_stored, check_sha256, sha256_of, shipped_locations,
                           shipped_model_path)
-from isfr.trained import build_model
+from isfr.experiments.trained import build_model
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -63,7 +63,7 @@ def test_a_file_with_another_hash_gets_one_line_naming_both(tmp_path):
 def test_the_search_names_every_place_and_the_fixes(tmp_path, monkeypatch):
     import sys
 
-    import isfr.shipped as shipped
+    import isfr.models.shipped as shipped
 
     monkeypatch.setattr(shipped, "REPO_ROOT", tmp_path / "clone")
     monkeypatch.setattr(sys, "prefix", str(tmp_path / "venv"))
@@ -99,7 +99,7 @@ def test_the_shipped_model_scores_what_the_committed_val_rows_say(data_root):
     ``figures/small/val_per_image.csv.gz`` (notebook 04's scores of the same model), pair by pair."""
     import pandas as pd
 
-    from isfr.inpaint import evaluate_checkpoint
+    from isfr.apps.inpaint import evaluate_checkpoint
 
     path = REPO / "weights" / SHIPPED_NAME
     if not path.is_file():

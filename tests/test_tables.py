@@ -8,7 +8,7 @@ notebook recorded in no CSV, so the test passes the committed text on, and check
 - the heading and the ``Source:`` line of the head-to-head files (``write_duels``): the evaluation set's
   description and the runs' provenance, which a head-to-head CSV has no column for;
 - in ``table2_comparison.md``, the metric models' notes under the protocol (which LPIPS and identity files the
-  scoring machine had): the protocol paragraph itself is the code's :data:`isfr.metrics.PROTOCOL`.
+  scoring machine had): the protocol paragraph itself is the code's :data:`isfr.evaluation.metrics.PROTOCOL`.
 
 Everything else (tables, footers, CI lines, the ranking lines, the seed-spread and training-record headings, the
 final table's lines) is rebuilt from the CSVs. Each CSV is also written back and compared with the committed one.
@@ -22,9 +22,9 @@ import pandas as pd
 import pytest
 
 from isfr import evaluation as E
-from isfr.config import get_preset
-from isfr.experiment import FINAL_SOURCES, write_final_table
-from isfr.metrics import PROTOCOL, MetricModels
+from isfr.experiments.config import get_preset
+from isfr.experiments.experiment import FINAL_SOURCES, write_final_table
+from isfr.evaluation.metrics import PROTOCOL, MetricModels
 
 FIG = Path(__file__).resolve().parents[1] / "figures" / "small"
 pytestmark = pytest.mark.skipif(not (FIG / "table1_ablation.csv").is_file(), reason="figures/small not present")
@@ -67,7 +67,7 @@ def test_table1_and_its_ranking_lines(tmp_path):
 def _metric_notes(committed: str) -> list[str]:
     """The paragraphs between the protocol and the ranking list of a committed table: the metric models' notes."""
     paras = committed.split("\n\n")
-    assert PROTOCOL in paras, "the committed table's protocol paragraph is not isfr.metrics.PROTOCOL"
+    assert PROTOCOL in paras, "the committed table's protocol paragraph is not isfr.evaluation.metrics.PROTOCOL"
     rest = paras[paras.index(PROTOCOL) + 1:]
     return [p for p in rest if p.strip() and not p.lstrip("\n").startswith("- ")]
 

@@ -316,7 +316,7 @@ def test_auto_precision_follows_the_cpus_bf16_support(tmp_path: Path, monkeypatc
     EPYC took 33.8 s per small IFR + D1 step in bf16 against 2.2 s in fp32); config.json records what ran."""
     import json
 
-    import isfr.utils as U
+    import isfr.core.utils as U
 
     monkeypatch.setattr(U, "cpu_runs_bf16", lambda: native)
     stage = ToyStage()
@@ -326,7 +326,7 @@ def test_auto_precision_follows_the_cpus_bf16_support(tmp_path: Path, monkeypatc
 
 
 def test_explicit_bf16_on_a_cpu_that_emulates_it_warns(monkeypatch) -> None:
-    import isfr.utils as U
+    import isfr.core.utils as U
 
     monkeypatch.setattr(U, "cpu_runs_bf16", lambda: False)
     with pytest.warns(RuntimeWarning, match="emulated"):
@@ -346,7 +346,7 @@ def test_a_resume_at_another_precision_is_recorded(tmp_path: Path, monkeypatch) 
     """A run started where bf16 is native and resumed where it is not: config.json's history names the change."""
     import json
 
-    import isfr.utils as U
+    import isfr.core.utils as U
 
     monkeypatch.setattr(U, "cpu_runs_bf16", lambda: True)
     fit(ToyStage(), ToyData(), toy_cfg(total_steps=4, amp="auto", device="cpu", max_steps_this_call=2), tmp_path)
@@ -423,7 +423,7 @@ def test_time_based_checkpoints(tmp_path: Path) -> None:
 
 
 def test_csv_log_grows_columns_and_truncates_on_resume(tmp_path: Path) -> None:
-    from isfr.training.loop import _CsvLog
+    from isfr.training.logs import CsvLog as _CsvLog
 
     path = tmp_path / "log.csv"
     log = _CsvLog(path, keep_upto=0)

@@ -4,14 +4,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-from isfr.config import get_preset
-from isfr.experiment import seed_replicates, training_record, upstream_hours
+from isfr.experiments.config import get_preset
+from isfr.experiments.experiment import seed_replicates, training_record, upstream_hours
 from isfr.models.isfrnet import ISFRNet
-from isfr.runs import (TABLE1_ROWS, TABLE1_VARIANTS, VARIANTS, ablation_variants, data_tag, provenance, run_dir, run_key,
+from isfr.experiments.runs import (TABLE1_ROWS, TABLE1_VARIANTS, VARIANTS, ablation_variants, data_tag, provenance, run_dir, run_key,
                        stage_runs, steps_text, val_dataset, variant_preset, with_data_root)
-from isfr.trained import build_model, export_path, export_pipeline, load_stage1, trained_model
+from isfr.experiments.trained import build_model, export_path, export_pipeline, load_stage1, trained_model
 from isfr.training import pipeline
-from isfr.training.pipeline import (L1_ONLY, sfr_lr_decay, train_ifr, train_psp, train_sfr, train_stylegan,
+from isfr.experiments.pipeline import (L1_ONLY, sfr_lr_decay, train_ifr, train_psp, train_sfr, train_stylegan,
                                     train_variant)
 
 STEPS = {"schedule.stylegan_steps": 2, "schedule.psp_steps": 2, "schedule.ifr_steps": 2, "schedule.sfr_steps": 2,
@@ -133,7 +133,7 @@ def test_ablation_variants_add_every_eq1_reading_but_the_presets_own():
 
 
 def test_table1_rows_name_the_papers_rows_and_match_their_switches():
-    from isfr.paper_numbers import TABLE1, TABLE1_VARIANTS as ticks
+    from isfr.evaluation.paper_numbers import TABLE1, TABLE1_VARIANTS as ticks
 
     assert list(TABLE1_ROWS) == list(TABLE1) == list(ticks)
     for row, name in TABLE1_ROWS.items():
@@ -211,7 +211,7 @@ def test_mismatched_ifr_and_sfr_checkpoints_warn(trained):
 
 
 def test_training_record_lists_the_trained_runs(trained):
-    from isfr.utils import hardware
+    from isfr.core.utils import hardware
 
     P, results, _, _ = trained
     rec = training_record(P)
@@ -351,7 +351,7 @@ def test_an_upstream_checkpoint_of_other_data_is_refused(trained, tmp_path):
 def test_run_records_and_the_export_carry_the_data_identity(trained, tmp_path):
     import json
 
-    from isfr.inpaint import checkpoint_info
+    from isfr.apps.inpaint import checkpoint_info
 
     P, _, _, _ = trained
     tag = data_tag(P)
@@ -442,7 +442,7 @@ def test_switching_between_synthetic_and_celeba_never_reuses(trained, data_root)
 
 
 def test_guess_dropout_feeds_i_i_to_e_c_for_that_share_of_samples():
-    from isfr.training.loop import StepContext
+    from isfr.training.context import StepContext
     from isfr.training.stages import SFRStage
 
     P = get_preset("smoke")
@@ -495,7 +495,7 @@ def test_train_all_leaves_a_run_another_process_holds_and_comes_back_for_it(tmp_
     import fcntl
     import threading
 
-    from isfr.training.pipeline import train_all
+    from isfr.experiments.pipeline import train_all
 
     monkeypatch.setenv("ISFR_RUNS_DIR", str(tmp_path / "runs"))
     monkeypatch.delenv("ISFR_DATA_ROOT", raising=False)
@@ -513,7 +513,7 @@ def test_train_all_leaves_a_run_another_process_holds_and_comes_back_for_it(tmp_
         held.close()
 
     threading.Thread(target=let_go, daemon=True).start()
-    import isfr.training.pipeline as pipeline
+    import isfr.experiments.pipeline as pipeline
 
     real = pipeline.train_variant
 
@@ -538,8 +538,8 @@ def test_final_table_reads_the_head_to_heads_and_the_runs_it_names(trained, tmp_
 
     import pandas as pd
 
-    from isfr.experiment import final_table, final_table_markdown, write_final_table
-    from isfr.runs import UNET_ROW
+    from isfr.experiments.experiment import final_table, final_table_markdown, write_final_table
+    from isfr.experiments.runs import UNET_ROW
 
     P = trained[0]
     cells = lambda d, lo, hi: {"diff": d, "diff_lo": lo, "diff_hi": hi}

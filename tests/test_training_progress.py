@@ -26,8 +26,8 @@ def test_work_is_steps_weighed_by_each_stage_cost_and_a_resume_counts_what_was_d
 
 
 def test_isfr_train_main_only_shows_one_bar_over_every_stage(tmp_path, monkeypatch, capsys):
-    from isfr.config import get_preset
-    from isfr.training.pipeline import train_all
+    from isfr.experiments.config import get_preset
+    from isfr.experiments.pipeline import train_all
 
     monkeypatch.setenv("ISFR_RUNS_DIR", str(tmp_path))
     P = get_preset("smoke", **{"schedule.stylegan_steps": 4, "schedule.psp_steps": 3, "schedule.ifr_steps": 3,

@@ -1,4 +1,4 @@
-"""Notebook 07's logic (isfr.tryit): painted strokes -> mask, one model run -> panels + metrics, the figure."""
+"""Notebook 07's logic (isfr.apps.tryit): painted strokes -> mask, one model run -> panels + metrics, the figure."""
 from __future__ import annotations
 
 import math
@@ -9,8 +9,8 @@ import torch
 from PIL import Image
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from isfr import tryit
-from isfr.config import get_preset
+from isfr.apps import tryit, widget
+from isfr.experiments.config import get_preset
 from isfr.data import draw_face, image_to_tensor
 from isfr.models.isfrnet import ISFRNet, ISFRNetConfig
 
@@ -199,7 +199,7 @@ def test_widget_turns_mouse_events_into_a_run(monkeypatch, model):
     pytest.importorskip("ipycanvas")
     monkeypatch.delenv("ISFR_DATA_ROOT", raising=False)
     ex = tryit.Examples(get_preset("smoke"), "synthetic")
-    box = tryit.widget(model, ex, note="N", identity=None, canvas_size=256, brush=8)
+    box = widget.widget(model, ex, note="N", identity=None, canvas_size=256, brush=8)
     ui = box.tryit
     top = ui["canvas"][1]
     for event, (x, y) in (("mouse_down", (66, 130)), ("mouse_move", (120, 130)), ("mouse_up", (190, 130))):
@@ -219,10 +219,10 @@ def test_widget_turns_mouse_events_into_a_run(monkeypatch, model):
 
 
 def test_notebook_07_defaults_to_the_shipped_model_at_small(tmp_path, monkeypatch):
-    import isfr.shipped as shipped
-    from isfr.config import get_preset
-    from isfr.trained import export_path
-    from isfr.tryit import default_checkpoint
+    import isfr.models.shipped as shipped
+    from isfr.experiments.config import get_preset
+    from isfr.experiments.trained import export_path
+    from isfr.apps.tryit import default_checkpoint
 
     f = tmp_path / "isfrnet_small.pt"
     f.write_bytes(b"stand-in bytes")

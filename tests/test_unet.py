@@ -42,7 +42,7 @@ def test_bad_inputs_are_refused():
 def test_the_sfr_of_layout_unet_is_the_two_encoder_unet_inside_isfrnet():
     """SFRConfig.layout="unet" makes ISFRNet's SFR this U-Net with E_I, E_C and eq.-1 skips, reading the
     SFR's ngf, norm, weighting and size; Unet256-only options are refused, not ignored."""
-    from isfr.config import get_preset
+    from isfr.experiments.config import get_preset
     from isfr.models.isfrnet import ISFRNet, ISFRNetConfig
     from isfr.models.sfr import SFRConfig, SFRGenerator, build_sfr
 

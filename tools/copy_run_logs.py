@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from isfr.utils import atomic_write_bytes
+from isfr.core.utils import atomic_write_bytes
 
 RECORDS = ("config.json", "done.json", "train_log.csv", "val_log.csv")
 

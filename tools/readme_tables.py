@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from isfr.paper_numbers import paper_value
+from isfr.evaluation.paper_numbers import paper_value
 
 RANGES = ("20-40", "40-60")
 #: Table 2's measured rows, in the README's order: the method column of the CSV -> the README's label.

@@ -1,10 +1,10 @@
 """Complete the provenance of the committed ladder scores (a one-off repair of 2026-12-04; safe to rerun).
 
 The rungs scored before commit 3c96da8 wrote ``source`` = "measured here (preset ?, 64 px, celeba data, 4680 pairs,
-steps ?, ...)" in ``figures/<preset>/ladder_runs/<rung>/val_scores.csv.gz``: ``isfr.ladder.score_rung`` did not
+steps ?, ...)" in ``figures/<preset>/ladder_runs/<rung>/val_scores.csv.gz``: ``isfr.experiments.ladder.score_rung`` did not
 pass what it knew. Each file is rewritten with the preset, the data tag and the steps and val-best step scored,
 read from the rung's own committed ``config.json`` and ``done.json`` (hardware and commit are kept as written);
-scores are untouched. ``score_rung`` now writes the complete line itself (``isfr.ladder.rung_source``).
+scores are untouched. ``score_rung`` now writes the complete line itself (``isfr.experiments.ladder.rung_source``).
 
 Usage: ``python tools/repair_ladder_sources.py [figures/small]``.
 """

@@ -35,7 +35,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOK = REPO / "notebooks" / "07_try_it.ipynb"
-TRAIN = ("from isfr.config import get_preset; from isfr.training import pipeline as T; from isfr.trained import "
+TRAIN = ("from isfr.experiments.config import get_preset; from isfr.training import pipeline as T; from isfr.experiments.trained import "
          "export_pipeline; P=get_preset('smoke'); [f(P) for f in (T.train_stylegan, T.train_psp, T.train_ifr, T.train_sfr)]; "
          "print(export_pipeline(P))")
 
@@ -74,7 +74,7 @@ def base_env(runs: Path, figures: Path) -> dict[str, str]:
 
 def ensure_model(env: dict[str, str], timeout: float) -> Path:
     """The smoke export in ``env``'s runs folder, trained there first when missing."""
-    ask = "from isfr.config import get_preset; from isfr.trained import export_path; print(export_path(get_preset('smoke')))"
+    ask = "from isfr.experiments.config import get_preset; from isfr.experiments.trained import export_path; print(export_path(get_preset('smoke')))"
     path = Path(subprocess.run([sys.executable, "-c", ask], env=env, capture_output=True, text=True, check=True,
                                timeout=120).stdout.strip().splitlines()[-1])
     if path.is_file():

@@ -6,7 +6,7 @@ import os
 import warnings
 from dataclasses import asdict, dataclass, field
 
-from ..paths import shown_path
+from isfr.core.paths import shown_path
 from .celeba import CelebA, Protocol
 from .datasets import InpaintingEvalDataset, InpaintingTrainDataset
 from .folder import ImageFolder

@@ -19,7 +19,7 @@ from typing import Literal
 
 import pandas as pd
 
-from ..paths import shown_path
+from isfr.core.paths import shown_path
 from .sources import ImageFiles
 from .splits import Split, SplitFractions, check_split, seeded_split
 

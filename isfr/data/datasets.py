@@ -52,7 +52,7 @@ class InpaintingTrainDataset(Dataset):
 
     def __getitem__(self, key: int | tuple[int, int]) -> dict:
         """``key``: an index (mask drawn from (seed, epoch, index)) or ``(index, sample_seed)`` as
-        :class:`isfr.training.loop.StepBatchSampler` passes with ``with_seeds``: the mask is then
+        :class:`isfr.training.sampler.StepBatchSampler` passes with ``with_seeds``: the mask is then
         drawn from ``sample_seed``, which already mixes (seed, epoch, index)."""
         tune_worker_malloc()
         index, rng_key = (key[0], [key[1]]) if isinstance(key, tuple) else (key, [self.seed, self.epoch, key])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..paths import shown_path
+from isfr.core.paths import shown_path
 from .sources import ImageFiles
 from .splits import Split, SplitFractions, seeded_split
 

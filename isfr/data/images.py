@@ -5,7 +5,7 @@ Decisions (all documented here once):
 * **Corrupt files.** A file is read once, ``PIL.Image.verify``-ed (PNG CRCs, headers) and then
   decoded fully; any decoder error (unidentified format, truncated data, bad CRC) becomes a
   ``ValueError`` that names the file and says to re-download or remove it (``fix=`` gives other
-  advice, e.g. for a user's photo in :mod:`isfr.inpaint`). Pillow's global
+  advice, e.g. for a user's photo in :mod:`isfr.apps.inpaint`). Pillow's global
   ``LOAD_TRUNCATED_IMAGES`` is never switched on, so truncated JPEGs fail instead of being
   silently padded with grey.
 * **Modes.** Everything becomes 8-bit RGB: ``1``/``L``/``P``/``CMYK``/``YCbCr`` via Pillow's

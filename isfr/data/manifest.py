@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from isfr.utils import atomic_write_bytes
+from isfr.core.utils import atomic_write_bytes
 from .buckets import BUCKETS, paper_range_of
 from .masks import NvidiaMasks
 from .procedural import PREFIX, mask_from_name, procedural_mask, procedural_name

@@ -23,8 +23,8 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from isfr.paths import shown_path
-from isfr.utils import atomic_path
+from isfr.core.paths import shown_path
+from isfr.core.utils import atomic_path
 from .buckets import BUCKETS, PAPER_RANGES, bucket_of, members
 from .images import to_uint8_array
 

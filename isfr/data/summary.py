@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from isfr.utils import atomic_write_json
+from isfr.core.utils import atomic_write_json
 
 from .buckets import BUCKETS, PAPER_RANGES, bucket_of, in_bucket
 from .build import DataConfig, build_images

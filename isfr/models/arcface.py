@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from isfr.pretrained import drop_standin_marker
+from isfr.models.pretrained import drop_standin_marker
 
 from .checkpoint_utils import check_state_dict, load_torch_file
 from .psp import IRSE50_WHERE, irse_trunk

@@ -126,7 +126,7 @@ class ISFRNet(nn.Module):
     def save(self, path: str | Path, stored_dtype: torch.dtype | None = None, **extra: Any) -> None:
         """Write config, state dict and the git commit to ``path`` atomically; ``stored_dtype`` (e.g.
         ``torch.float16``, half the file) stores the floating tensors in that type, cast back on load."""
-        from isfr.utils import atomic_torch_save, git_commit
+        from isfr.core.utils import atomic_torch_save, git_commit
 
         state = self.state_dict()
         if stored_dtype is not None:

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from isfr.models.checkpoint_utils import check_state_dict, load_torch_file
-from isfr.pretrained import STANDIN_KEY, drop_standin_marker, refuse_standin
+from isfr.models.pretrained import STANDIN_KEY, drop_standin_marker, refuse_standin
 from isfr.models.stylegan2 import EqualLinear, Generator  # pSp reuses StyleGAN2's EqualLinear too
 
 PSP_FFHQ_ENCODE_URL = "https://drive.google.com/file/d/1bMTNWkh5LArlaWSc_wa8VKyq2V42T2z0/view"

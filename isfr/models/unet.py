@@ -5,7 +5,7 @@ resolution included; 2x2 max-pool down, bilinear x2 + 3x3 conv up, skips concate
 head with no output activation (composites clamp to [-1, 1]). It reads the masked image and the
 mask, as every stage here does.
 
-``encoders=2`` turns it toward the SFR one ingredient at a time (isfr.ladder): a second encoder
+``encoders=2`` turns it toward the SFR one ingredient at a time (isfr.experiments.ladder): a second encoder
 E_C reads a guess (the IFR output, composited) and the skips are Concat(w * F^E_I, F^E_C) as in
 eq. (1), with ``weighting`` any reading of :func:`isfr.models.layers.eq1_weight`. As the SFR of
 ``SFRConfig.layout="unet"`` (:func:`isfr.models.sfr.build_sfr`) it is a stage of ISFRNet.

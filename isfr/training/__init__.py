@@ -1,4 +1,5 @@
-"""Stage-agnostic training machinery: :func:`fit`, checkpoints, distributed helpers.
+"""Stage-agnostic training machinery: :func:`fit` and its one step (:func:`train_step`), checkpoints,
+distributed helpers.
 
 A stage (``isfr.training.stages``) implements :class:`Stage`; :func:`fit` runs it.
 """
@@ -12,18 +13,11 @@ from isfr.training.checkpoint import (
     load_checkpoint,
 )
 from isfr.training.distributed import DistInfo, cleanup, dist_info, init_distributed
-from isfr.training.loop import (
-    FitResult,
-    NonFiniteLossError,
-    RunBusyError,
-    Stage,
-    StepBatchSampler,
-    StepContext,
-    TrainLoopConfig,
-    done_checkpoint,
-    fit,
-    is_finished,
-)
+from isfr.training.context import Stage, StepContext, TrainLoopConfig
+from isfr.training.lock import RunBusyError
+from isfr.training.loop import FitResult, NonFiniteLossError, fit, train_step
+from isfr.training.rundir import done_checkpoint, is_finished
+from isfr.training.sampler import StepBatchSampler
 
 __all__ = [
     "CheckpointError",
@@ -46,4 +40,5 @@ __all__ = [
     "init_distributed",
     "is_finished",
     "load_checkpoint",
+    "train_step",
 ]

@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from isfr.models.checkpoint_utils import diff_state_dict
-from isfr.utils import TMP_SUFFIX, atomic_torch_save, git_commit
+from isfr.core.utils import TMP_SUFFIX, atomic_torch_save, git_commit
 
 __all__ = [
     "FORMAT",

@@ -28,7 +28,7 @@ from isfr import losses as L
 from isfr.models.isfrnet import ISFRNet, composite
 from isfr.models.stylegan2 import Discriminator, Generator
 
-from .loop import StepContext
+from isfr.training.context import StepContext
 
 
 def _psnr(pred: Tensor, gt: Tensor) -> Tensor:
@@ -276,7 +276,7 @@ class SFRStage(_GANStage):
     """SFR + D2, eq. 10 (VGG-16 features for eqs. 7-8; say so when they are random).
 
     Also trains any refinement generator with any subset of eq. 10's terms (the learned U-Net
-    baseline and the rungs of :mod:`isfr.ladder`): ``generator`` replaces ``model.sfr`` and is stored
+    baseline and the rungs of :mod:`isfr.experiments.ladder`): ``generator`` replaces ``model.sfr`` and is stored
     under ``key``. ``guess`` is what its second encoder reads: ``"ifr"`` the IFR output composited
     (the stage-1 output without IFR; the paper), ``"masked"`` I_I again, ``"none"`` nothing (a
     one-encoder generator reading (I_I, M)); only ``"ifr"`` runs stages 1-2 (``model`` may be None

@@ -8,15 +8,15 @@ Real files (never downloaded here; see the README's "Before your first GPU run")
   ``alexnet-owt-7be5be79.pth`` -- torchvision's AlexNet (LPIPS), in ``torch.hub.get_dir()/checkpoints``;
 * ``model_ir_se50.pth`` -- pSp's ArcFace IR-SE-50 (the ID loss when the encoder is trained here).
 
-**Stand-ins**: :func:`isfr.standins.write_standins` writes seeded random weights in exactly those formats, so that the
+**Stand-ins**: :func:`isfr.models.standins.write_standins` writes seeded random weights in exactly those formats, so that the
 paper preset can be run end to end on a CPU before anyone spends a GPU-day on it (``isfr dryrun``). A
 stand-in is refused wherever the real file is expected -- torchvision's files fail the sha256 prefix in
 their names, the pSp and ArcFace stand-ins carry the top-level key :data:`STANDIN_KEY` -- unless
 ``ISFR_ALLOW_STANDIN_WEIGHTS=1`` (the dry run sets it); everything computed with one says
 :data:`STANDIN_NOTE`.
 
-**Identity**: :func:`isfr.runs.weights_identity` (sha256 prefixes of every pretrained file a training run
-reads, :func:`sha256_file`) enters the run key (:func:`isfr.runs.run_key`), so a run trained on stand-ins
+**Identity**: :func:`isfr.experiments.runs.weights_identity` (sha256 prefixes of every pretrained file a training run
+reads, :func:`sha256_file`) enters the run key (:func:`isfr.experiments.runs.run_key`), so a run trained on stand-ins
 is never resumed or loaded by a run with the real files, nor the reverse.
 """
 from __future__ import annotations
@@ -43,7 +43,7 @@ def standins_allowed() -> bool:
 def refuse_standin(path: str | Path, what: str) -> None:
     """Raise ``ValueError`` for the stand-in ``path`` unless stand-ins are allowed (then warn once)."""
     if not standins_allowed():
-        raise ValueError(f"{path}: a stand-in {what} (seeded random weights written by isfr.pretrained."
+        raise ValueError(f"{path}: a stand-in {what} (seeded random weights written by isfr.models.pretrained."
                          f"write_standins for dry runs), not the released file: put the real file at this path, "
                          f"or set {STANDIN_ENV}=1 to accept stand-ins (`isfr dryrun` does); {STANDIN_NOTE}")
     _warn_once(str(path), what)

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Iterable
 from typing import Any
 
-#: ``isfr.config.PRESETS``, written out so that ``isfr --help`` does not import torch (a test checks they agree).
+#: ``isfr.experiments.config.PRESETS``, written out so that ``isfr --help`` does not import torch (a test checks they agree).
 PRESETS: tuple[str, ...] = ("smoke", "small", "paper")
 
 
@@ -30,13 +30,14 @@ def _names(given: Iterable[str] | None, valid: Iterable[str], what: str, plural:
 
 
 def variant_names() -> list[str]:
-    """The names of ``isfr.runs.VARIANTS``, read from the source of ``isfr/runs.py`` without importing it: the
+    """The names of ``isfr.experiments.runs.VARIANTS``, read from the source of
+    ``isfr/experiments/runs.py`` without importing it: the
     import (torch, torchvision, scipy) takes seconds, and a misspelt variant is refused before it (a test holds
     the two to each other). The import is the fallback when the source does not read as expected."""
     import ast
     from pathlib import Path
 
-    tree = ast.parse(Path(__file__).with_name("runs.py").read_text(encoding="utf-8"))
+    tree = ast.parse((Path(__file__).parents[1] / "experiments" / "runs.py").read_text(encoding="utf-8"))
     value = next((n.value for n in tree.body if isinstance(n, ast.Assign)
                   and any(getattr(t, "id", None) == "VARIANTS" for t in n.targets)), None)
     if value is None:  # an annotated assignment
@@ -46,7 +47,7 @@ def variant_names() -> list[str]:
     names = [c.args[0].value for c in calls if getattr(c.func, "id", None) == "Variant" and c.args
              and isinstance(c.args[0], ast.Constant)]
     if not names:
-        from .runs import VARIANTS
+        from isfr.experiments.runs import VARIANTS
 
         names = list(VARIANTS)
     return names
@@ -54,7 +55,7 @@ def variant_names() -> list[str]:
 
 def _preset(args: argparse.Namespace) -> Any:
     """The preset of ``--preset``, ``--seed`` and ``--set``, every override checked against its field."""
-    from .config import get_preset, parse_overrides
+    from isfr.experiments.config import get_preset, parse_overrides
 
     try:
         return get_preset(args.preset, seed=args.seed, **parse_overrides(args.set))
@@ -67,7 +68,7 @@ def _data_root(given: str | None) -> str:
     ``$ISFR_DATA_ROOT``); one that is not there is a usage error."""
     import warnings
 
-    from .data.roots import resolve_data_root
+    from isfr.data.roots import resolve_data_root
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the synthetic-faces warning comes once, from the work itself
@@ -79,11 +80,11 @@ def _data_root(given: str | None) -> str:
 
 def checkpoint(given: str | None) -> str:
     """The ISFRNet pipeline file ``isfr inpaint`` and ``isfr evaluate`` use: ``--checkpoint``, else the shipped
-    ``small`` model (:func:`isfr.shipped.shipped_model_path`, its sha256 checked); one line says which."""
+    ``small`` model (:func:`isfr.models.shipped.shipped_model_path`, its sha256 checked); one line says which."""
     if given:
         return given
-    from .paths import shown_path
-    from .shipped import SHIPPED_SHA256, shipped_model_path
+    from isfr.core.paths import shown_path
+    from isfr.models.shipped import SHIPPED_SHA256, shipped_model_path
 
     path = shipped_model_path()  # not found / another hash: one line naming the fixes, exit 1
     print(f"model: {shown_path(path)}, the shipped small ISFRNet (sha256 {SHIPPED_SHA256[:12]}...)", flush=True)
@@ -105,8 +106,8 @@ def _at_least(low: float, kind: type = int):
 
 # ---------------------------------------------------------------- commands
 def _reproduce(args: argparse.Namespace) -> int:
-    from . import reproduce as R
-    from .config import parse_overrides
+    from isfr.experiments import reproduce as R
+    from isfr.experiments.config import parse_overrides
 
     _names(args.only, [nb.name[:2] for nb in R.numbered_notebooks()], "notebook prefix", "notebook prefixes")
     _preset(args)
@@ -126,7 +127,7 @@ def _train_flags(args: argparse.Namespace) -> None:
 def _train(args: argparse.Namespace) -> int:
     preset = _preset(args)
     _data_root(args.data_root)
-    from .training.pipeline import train_all
+    from isfr.experiments.pipeline import train_all
 
     kw = {"time_budget_s": args.time_budget_min * 60} if args.time_budget_min else {}
     results = train_all(preset, args.variants, args.data_root, main=not args.ablations_only,
@@ -146,7 +147,7 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _write_export(args: argparse.Namespace, preset: Any) -> int:
-    from .trained import export_pipeline
+    from isfr.experiments.trained import export_pipeline
 
     path = export_pipeline(preset, "full", getattr(args, "output", None), data_root=args.data_root)
     print(f"exported the full model: {path}")
@@ -154,7 +155,7 @@ def _write_export(args: argparse.Namespace, preset: Any) -> int:
 
 
 def _ladder(args: argparse.Namespace) -> int:
-    from .ladder import RUNGS, ladder_preset, run_ladder, write_ladder
+    from isfr.experiments.ladder import RUNGS, ladder_preset, run_ladder, write_ladder
 
     _names(args.rungs, RUNGS, "rung")
     _data_root(args.data_root)
@@ -167,7 +168,7 @@ def _ladder(args: argparse.Namespace) -> int:
 
 
 def _dryrun(args: argparse.Namespace) -> int:
-    from .dryrun import dryrun
+    from isfr.experiments.dryrun import dryrun
 
     _data_root(args.data_root)
     path = dryrun(args.preset, args.data_root, args.preprocess, cut_down=args.cut_down, out=args.out, keep=args.keep)
@@ -184,7 +185,13 @@ def _inpaint(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     ckpt = checkpoint(args.checkpoint)
-    from .inpaint import checkpoint_info, inpaint_file, inpaint_folder, load_model, warn_if_undertrained
+    from isfr.apps.inpaint import (
+        checkpoint_info,
+        inpaint_file,
+        inpaint_folder,
+        load_model,
+        warn_if_undertrained,
+    )
 
     info = checkpoint_info(ckpt)  # cheap: a missing or broken file is reported first
 
@@ -213,7 +220,12 @@ def _inpaint(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     ckpt = checkpoint(args.checkpoint)
     kind = _data_root(args.data_root)
-    from .inpaint import checkpoint_info, evaluate_checkpoint, summary_table, warn_if_undertrained
+    from isfr.apps.inpaint import (
+        checkpoint_info,
+        evaluate_checkpoint,
+        summary_table,
+        warn_if_undertrained,
+    )
 
     trained_on = (checkpoint_info(ckpt).get("data_identity") or {}).get("kind")
     if kind == "synthetic" and trained_on not in (None, "synthetic") and args.data_root != "synthetic":
@@ -248,7 +260,7 @@ def _parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train every stage and Table 1 variant of a preset (resumable)")
     t.add_argument("--preset", default="smoke", choices=PRESETS)
     t.add_argument("--data-root", default=None, help="dataset folder (default: $ISFR_DATA_ROOT, else synthetic faces)")
-    t.add_argument("--variants", nargs="*", default=None, help="Table 1 variants (default: all, see isfr.runs.VARIANTS)")
+    t.add_argument("--variants", nargs="*", default=None, help="Table 1 variants (default: all, see isfr.experiments.runs.VARIANTS)")
     t.add_argument("--time-budget-min", type=_at_least(0, float), default=0,
                    help="stop each run after this long (resume later)")
     t.add_argument("--seed", type=int, default=0)
@@ -268,7 +280,7 @@ def _parser() -> argparse.ArgumentParser:
     x.add_argument("-o", "--output", default=None, help="file to write (default: runs/<preset>/<data>/isfrnet_full<key>.pt)")
     x.set_defaults(func=_export)
     lad = sub.add_parser("ladder", help="the equal-compute ladder from a plain U-Net to ISFRNet (small preset, resumable)")
-    lad.add_argument("--rungs", nargs="*", default=None, help="rungs to train and score (default: all, see isfr.ladder)")
+    lad.add_argument("--rungs", nargs="*", default=None, help="rungs to train and score (default: all, see isfr.experiments.ladder)")
     lad.add_argument("--data-root", default=None, help="dataset folder (default: $ISFR_DATA_ROOT, else synthetic faces)")
     lad.add_argument("--table-only", action="store_true", help="only rewrite figures/<preset>/ladder.* from finished rungs")
     lad.add_argument("--preset", default="small", choices=("small", "smoke"), help="smoke: checks the code only")
@@ -329,7 +341,11 @@ def _parser() -> argparse.ArgumentParser:
 def _run(args: argparse.Namespace) -> int:
     if flags := getattr(args, "flags", None):
         flags(args)  # the checks that need no torch: a misspelt name is refused at once
-    from .utils import each_warning_once, one_line_warnings, thread_policy  # after parsing: no torch for --help
+    from isfr.core.utils import (  # after parsing: no torch for --help
+        each_warning_once,
+        one_line_warnings,
+        thread_policy,
+    )
 
     one_line_warnings()
     thread_policy()
@@ -349,7 +365,7 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError) as err:  # a bad file, setting or data: one line (per failed photo in folder mode)
         if args.debug:
             raise
-        from .utils import error_lines
+        from isfr.core.utils import error_lines
 
         for line in error_lines(err, f"isfr {args.command}: error: "):
             print(line, file=sys.stderr)

@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]  # isfr/core/paths.py -> the repository
 NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
 
 

@@ -1,5 +1,5 @@
 """Stand-ins (ours): seeded random weights in exactly the formats of the pretrained files
-(:mod:`isfr.pretrained`), so the paper preset can run end to end on a CPU before anyone spends a GPU-day
+(:mod:`isfr.models.pretrained`), so the paper preset can run end to end on a CPU before anyone spends a GPU-day
 on it (``isfr dryrun``). Each is refused where the real file is expected unless
 ``ISFR_ALLOW_STANDIN_WEIGHTS=1``."""
 from __future__ import annotations
@@ -11,12 +11,12 @@ from typing import Any
 import torch
 from torchvision.models import alexnet, vgg16
 
-from isfr.backbones import ALEXNET_FILE, VGG16_FILE
+from isfr.models.backbones import ALEXNET_FILE, VGG16_FILE
 from isfr.models.arcface import ARCFACE_FILE, ArcFace
 from isfr.models.psp import GradualStyleEncoder, n_styles_for
 from isfr.models.stylegan2 import Generator
-from isfr.pretrained import PSP_FILE, STANDIN_KEY, STANDIN_NOTE
-from isfr.utils import seeded
+from isfr.models.pretrained import PSP_FILE, STANDIN_KEY, STANDIN_NOTE
+from isfr.core.utils import seeded
 
 
 def _save_atomic(obj: Any, path: Path) -> Path:

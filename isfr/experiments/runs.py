@@ -3,8 +3,8 @@ reads, the pretrained files it reads, and what a run recorded (steps, val-best c
 
 Run folders (git-ignored): ``runs/<preset>/<data tag>/<run>/`` with ``checkpoints/best.pt``, logs,
 ``config.json`` and ``done.json`` (:func:`run_dir`). Variants share every run they can (e.g. the
-"no weighting" variant reuses the full model's IFR run). Training (:mod:`isfr.training.pipeline`),
-the trained models (:mod:`isfr.trained`) and the experiments (:mod:`isfr.experiment`) all find runs here.
+"no weighting" variant reuses the full model's IFR run). Training (:mod:`isfr.experiments.pipeline`),
+the trained models (:mod:`isfr.experiments.trained`) and the experiments (:mod:`isfr.experiments.experiment`) all find runs here.
 """
 from __future__ import annotations
 
@@ -17,14 +17,14 @@ from typing import Any
 
 from torch.utils.data import DataLoader
 
-from isfr.backbones import VGG16_FILE, hub_checkpoint_path
-from isfr.config import Preset, get_preset
+from isfr.models.backbones import VGG16_FILE, hub_checkpoint_path
+from isfr.experiments.config import Preset, get_preset
 from isfr.data import build_from_config, data_identity
 from isfr.evaluation import provenance as measured_here
-from isfr.paths import REPO_ROOT, figures_dir, runs_dir
-from isfr.pretrained import STANDIN_NOTE, is_standin, sha256_file
+from isfr.core.paths import REPO_ROOT, figures_dir, runs_dir
+from isfr.models.pretrained import STANDIN_NOTE, is_standin, sha256_file
 from isfr.training.checkpoint import read_checkpoint
-from isfr.training.loop import read_done
+from isfr.training.rundir import read_done
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,7 @@ VARIANTS: dict[str, Variant] = {v.name: v for v in (
     Variant("psp_ifr", "pSp + IFR (section 4.2.1: no SFR, IFR without the mask constraint)",
             use_sfr=False, ifr_mask_constraint=False, ifr_run="ifr_nomask"),
     # eq. 1's weighting is kept ("training settings are the same as for the ISFRNet", 4.2.2) although
-    # Table 1 leaves this row's Weighting box empty: an ambiguity, see isfr.paper_numbers
+    # Table 1 leaves this row's Weighting box empty: an ambiguity, see isfr.evaluation.paper_numbers
     Variant("psp_sfr", "pSp + SFR (section 4.2.2: E_C reads the stage-1 image)", use_ifr=False, sfr_run="sfr_noifr"),
     Variant("no_weighting", "pSp + IFR + SFR without weighting (section 4.2.3)",
             overrides={"sfr.weighting": "none"}, sfr_run="sfr_noweight"),
@@ -92,7 +92,7 @@ def stage_runs(preset: Preset, variant: Variant | str = "full", budget: Budget =
     return out
 
 
-#: Table 1's rows (section 4.2) as the paper names them (:data:`isfr.paper_numbers.TABLE1`) -> our variant.
+#: Table 1's rows (section 4.2) as the paper names them (:data:`isfr.evaluation.paper_numbers.TABLE1`) -> our variant.
 TABLE1_ROWS: dict[str, str] = {"pSp+IFR": "psp_ifr", "pSp+SFR": "psp_sfr",
                                "pSp+IFR+SFR w/o weighting": "no_weighting", "ISFRNet": "full"}
 TABLE1_VARIANTS = list(TABLE1_ROWS.values())

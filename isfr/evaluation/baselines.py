@@ -17,7 +17,7 @@ import torch
 from skimage.restoration import inpaint_biharmonic
 from torch import Tensor
 
-from isfr.utils import autocast
+from isfr.core.utils import autocast
 
 
 class Method(Protocol):
@@ -98,7 +98,7 @@ def isfrnet_method(model: torch.nn.Module, key: str = "output") -> Callable[[Ten
 def unet_method(net: torch.nn.Module) -> Callable[[Tensor, Tensor], Tensor]:
     """Adapter for the learned baseline (ours): a one-encoder :class:`isfr.models.unet.UNet` reading the
     masked image and the mask, run at the precision ``"auto"`` picks (bf16 autocast on a CPU that runs bf16 in
-    hardware, as it was trained; fp32 elsewhere: :func:`isfr.utils.resolve_amp`), clamped to [-1, 1]."""
+    hardware, as it was trained; fp32 elsewhere: :func:`isfr.core.utils.resolve_amp`), clamped to [-1, 1]."""
     @torch.no_grad()
     def method(image: Tensor, mask: Tensor) -> Tensor:
         _check(image, mask)

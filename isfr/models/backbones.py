@@ -17,7 +17,7 @@ the file torchvision itself would have cached::
   ``allow_random=True``) gives a seeded random VGG whose ``random_features`` flag
   is ``True``: every log / table that uses it must say "random VGG features".
 * :func:`load_alexnet_state_dict` -- the torchvision AlexNet ``features.*`` weights,
-  used by :mod:`isfr.metrics` to fill the LPIPS trunk.
+  used by :mod:`isfr.evaluation.metrics` to fill the LPIPS trunk.
 """
 
 from __future__ import annotations
@@ -31,8 +31,8 @@ from torchvision.models import AlexNet_Weights, VGG16_Weights
 from torchvision.models.vgg import cfgs as _vgg_cfgs
 from torchvision.models.vgg import make_layers as _vgg_make_layers
 
-from isfr.paths import shown_path
-from isfr.pretrained import STANDIN_ENV, STANDIN_NOTE, sha256_file, standins_allowed, torchvision_hash_ok
+from isfr.core.paths import shown_path
+from isfr.models.pretrained import STANDIN_ENV, STANDIN_NOTE, sha256_file, standins_allowed, torchvision_hash_ok
 
 VGG16_FILE = "vgg16-397923af.pth"
 ALEXNET_FILE = "alexnet-owt-7be5be79.pth"
@@ -62,7 +62,7 @@ def _missing_file_error(path: Path, url: str, what: str) -> FileNotFoundError:
 
 def _check_release(path: Path, url: str, what: str) -> bool:
     """torchvision's convention: the hex digits after the last '-' of the name prefix the file's sha256.
-    A file that fails it is corrupt, not the release, or a stand-in (:mod:`isfr.pretrained`): refused unless
+    A file that fails it is corrupt, not the release, or a stand-in (:mod:`isfr.models.pretrained`): refused unless
     stand-ins are allowed. Returns True for a stand-in (accepted), False for the release (or a name
     without a hash)."""
     if torchvision_hash_ok(path) is not False:
@@ -109,7 +109,7 @@ class VGG16Features(nn.Module):
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
         self.random_features = random_features
-        self.standin = standin  # a stand-in file (isfr.pretrained): ImageNet's layout, random values
+        self.standin = standin  # a stand-in file (isfr.models.pretrained): ImageNet's layout, random values
         self.source = source
         self.requires_grad_(False)
         self.eval()
@@ -156,7 +156,7 @@ def load_vgg16_features(
     ``weights="imagenet"``: load ``path`` (default: :func:`hub_checkpoint_path` of
     ``vgg16-397923af.pth``); if the file is missing, fall back to random weights only when
     ``allow_random`` is True, else raise ``FileNotFoundError`` naming the path and file. A file whose
-    sha256 does not match its name is refused unless stand-ins are allowed (:mod:`isfr.pretrained`).
+    sha256 does not match its name is refused unless stand-ins are allowed (:mod:`isfr.models.pretrained`).
     ``weights="random"`` requires ``allow_random=True``. Random weights follow torchvision's
     VGG init (Kaiming-normal fan-out, zero bias) drawn from ``torch.Generator`` seeded by ``seed``.
     The global RNG is never touched.
@@ -191,7 +191,7 @@ def load_alexnet_state_dict(path: str | Path | None = None) -> dict[str, Tensor]
 
     Keys are indices into ``torchvision.models.alexnet().features`` (the LPIPS trunk).
     Raises ``FileNotFoundError`` naming ``<hub>/checkpoints/alexnet-owt-7be5be79.pth`` if absent; a file
-    whose sha256 does not match its name is refused unless stand-ins are allowed (:mod:`isfr.pretrained`).
+    whose sha256 does not match its name is refused unless stand-ins are allowed (:mod:`isfr.models.pretrained`).
     """
     file = Path(path) if path is not None else hub_checkpoint_path(ALEXNET_FILE)
     if not file.is_file():

@@ -29,15 +29,15 @@ import numpy as np
 import pandas as pd
 import torch
 
-from isfr.config import Preset, get_preset
-from isfr.experiment import upstream_hours
+from isfr.experiments.config import Preset, get_preset
+from isfr.experiments.experiment import upstream_hours
 from isfr.losses import LossConfig
 from isfr.models.sfr import SFRGenerator
 from isfr.models.unet import UNet
-from isfr.runs import data_tag, provenance, val_dataset, with_data_root
-from isfr.training.pipeline import L1_ONLY as _L1
-from isfr.training.pipeline import train_ifr, train_refiner
-from isfr.utils import autocast, seeded
+from isfr.experiments.runs import data_tag, provenance, val_dataset, with_data_root
+from isfr.experiments.pipeline import L1_ONLY as _L1
+from isfr.experiments.pipeline import train_ifr, train_refiner
+from isfr.core.utils import autocast, seeded
 
 STEPS = 3_000
 LR_DECAY = (2_500, 0.1)  # every rung: lr x 0.1 for its last 500 steps
@@ -57,7 +57,7 @@ class Rung:
     sfr: dict = field(default_factory=dict)  # SFRConfig overrides of the preset's SFR (generator="sfr")
     loss: dict = field(default_factory=lambda: dict(L1_ONLY))  # LossConfig fields
     guess: Literal["none", "masked", "ifr"] = "none"  # E_C's input: none (one encoder), I_I again, IFR output
-    upstream: str = "full"  # guess="ifr": the pipeline variant whose stages 1-2 make the guess (isfr.runs.VARIANTS)
+    upstream: str = "full"  # guess="ifr": the pipeline variant whose stages 1-2 make the guess (isfr.experiments.runs.VARIANTS)
     guess_dropout: float = 0.0  # guess="ifr": share of training samples whose E_C reads I_I instead (SFRStage)
     lr: float = 1e-3
     seed: int = 0
@@ -158,7 +158,7 @@ def rung(name: str, steps: int | None = None) -> Rung:
 
 def ladder_dir(P: Preset) -> Path:
     """``runs/<preset>/<data tag>/ladder``: every rung's run folder and the cached biharmonic scores."""
-    from isfr.paths import runs_dir
+    from isfr.core.paths import runs_dir
 
     return runs_dir(P.name) / data_tag(P) / "ladder"
 
@@ -190,7 +190,7 @@ def train_rung(P: Preset, rung: Rung, **loop_kw: Any):
 
 
 def rung_method(gen: torch.nn.Module, rung: Rung, upstream=None):
-    """The rung's generator as an :mod:`isfr.baselines` method ``(image, mask) -> out``."""
+    """The rung's generator as an :mod:`isfr.evaluation.baselines` method ``(image, mask) -> out``."""
 
     @torch.no_grad()
     def method(image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -210,7 +210,7 @@ def rung_method(gen: torch.nn.Module, rung: Rung, upstream=None):
 
 
 def _provenance(P: Preset, vgg: bool, steps: str) -> str:
-    """``isfr.runs.provenance`` of ``P``'s data, flagging random VGG features only where ``vgg``."""
+    """``isfr.experiments.runs.provenance`` of ``P``'s data, flagging random VGG features only where ``vgg``."""
     from isfr.data import resolve_data_root
 
     return provenance(dataclasses.replace(P, allow_random_vgg=P.allow_random_vgg and vgg),
@@ -274,7 +274,7 @@ def guess_reliance(P: Preset, rung: Rung, gen, upstream, images: int = 60) -> di
 
 def biharmonic_scores(P: Preset) -> pd.DataFrame:
     """``inpaint_biharmonic`` on the whole val split (cached in the ladder folder)."""
-    from isfr.baselines import biharmonic
+    from isfr.evaluation.baselines import biharmonic
     from isfr.evaluation import evaluate, read_csv, write_csv
 
     path = ladder_dir(P) / "biharmonic_val_scores.csv.gz"
@@ -425,9 +425,9 @@ def ladder_figure(table: pd.DataFrame, note: str, title: str = "Equal-compute la
 
 def write_ladder(P: Preset, out: Path | None = None, steps: int | None = None) -> pd.DataFrame:
     """``figures/<preset>/ladder.{csv,md,png}`` and each finished rung's logs and per-image scores."""
-    from isfr.figures import save_figure
-    from isfr.paths import figures_dir
-    from isfr.utils import atomic_write_text
+    from isfr.experiments.figures import save_figure
+    from isfr.core.paths import figures_dir
+    from isfr.core.utils import atomic_write_text
 
     out = out or figures_dir(P.name)
     table = ladder_table(P, steps=steps)

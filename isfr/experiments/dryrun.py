@@ -1,6 +1,6 @@
 """The ``paper`` preset end to end on the CPU with stand-in weights, before anyone spends a GPU-day on it (ours).
 
-``isfr dryrun`` (``make dryrun-paper``) writes stand-in weight files (:mod:`isfr.pretrained`) into a
+``isfr dryrun`` (``make dryrun-paper``) writes stand-in weight files (:mod:`isfr.models.pretrained`) into a
 temporary folder, points ``TORCH_HOME``, ``ISFR_RUNS_DIR`` and ``ISFR_FIGURES_DIR`` there, sets
 ``ISFR_ALLOW_STANDIN_WEIGHTS=1`` for its own processes only, and runs the entry points a user runs:
 ``isfr train --preset paper``, notebooks 01-06 by papermill (``isfr reproduce``), ``isfr inpaint`` with the
@@ -9,7 +9,7 @@ metric). Only the workload is shrunk (:data:`WORKLOAD`: 3 steps per stage, 1 val
 2-image whole-val head-to-head); everything else is the paper preset (256 px, batch 1, real widths,
 frozen pSp, real-format VGG and AlexNet), except fp16 + GradScaler, which needs CUDA: ``amp="auto"`` here, i.e.
 bf16 autocast on a CPU that runs bf16 in hardware and fp32 on one that would emulate it (tens of times slower;
-:func:`isfr.utils.resolve_amp`). The report names the precision that ran.
+:func:`isfr.core.utils.resolve_amp`). The report names the precision that ran.
 
 It reports wall time, peak RSS and disk used per phase, seconds per training step of each stage at 256 px,
 checkpoint sizes, and the projected evaluation time of the paper protocol (seconds per scored pair x
@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from isfr.paths import REPO_ROOT, shown_path
+from isfr.core.paths import REPO_ROOT, shown_path
 
 #: the workload of the dry run; everything else is the preset as it is (fp16 -> bf16 or fp32 on the CPU: "auto")
 WORKLOAD: dict[str, Any] = {
@@ -42,7 +42,7 @@ WORKLOAD: dict[str, Any] = {
 CUT_DOWN: dict[str, Any] = {**WORKLOAD, "schedule.ifr_steps": 1, "schedule.sfr_steps": 1, "schedule.unet_steps": 1,
                             "schedule.test_images": 1, "schedule.h2h_val_images": 1, "schedule.ckpt_every": 1,
                             "schedule.val_every": 1}
-PAPER_PAIRS = 12_000  # the paper protocol: 2,000 test images x 6 buckets (isfr.config, paper preset)
+PAPER_PAIRS = 12_000  # the paper protocol: 2,000 test images x 6 buckets (isfr.experiments.config, paper preset)
 CUT_DOWN_NOTEBOOKS = ("01", "04", "06")
 
 
@@ -89,8 +89,8 @@ def dryrun(preset: str = "paper", data_root: str | None = None, preprocess: str 
            cut_down: bool = False, out: str | Path | None = None, keep: bool = False) -> Path:
     """Run the dry run and write its table (default ``benchmarks/results/dryrun_<preset>[_<preprocess>].md``;
     ``out`` for another file). The temporary folder goes unless ``keep``."""
-    from isfr.pretrained import STANDIN_ENV, STANDIN_NOTE
-    from isfr.standins import write_standins
+    from isfr.models.pretrained import STANDIN_ENV, STANDIN_NOTE
+    from isfr.models.standins import write_standins
 
     data_root = data_root or os.environ.get("ISFR_DATA_ROOT") or None
     tmp = Path(tempfile.mkdtemp(prefix="isfr-dryrun-"))
@@ -103,7 +103,7 @@ def dryrun(preset: str = "paper", data_root: str | None = None, preprocess: str 
     if preprocess:
         sets["data.preprocess"] = preprocess
     args = [a for k, v in sets.items() for a in ("--set", f"{k}={v}")]
-    cli = [sys.executable, "-m", "isfr.cli"]
+    cli = [sys.executable, "-m", "isfr.apps.cli"]
     phases: dict[str, dict[str, float]] = {}
     try:
         t0 = time.perf_counter()
@@ -118,7 +118,7 @@ def dryrun(preset: str = "paper", data_root: str | None = None, preprocess: str 
             print(f"[isfr dryrun] {name} ...", flush=True)
             phases[name] = _run(cmd, env, tmp / f"{name.replace(' ', '_')}.log")
             print(f"[isfr dryrun] {name} done in {phases[name]['wall_s']:.0f} s", flush=True)
-        from isfr.figures import missing_outputs
+        from isfr.experiments.figures import missing_outputs
 
         figures = tmp / "figures" / preset
         missing = [] if cut_down else missing_outputs(figures, cpu_stage1=False)
@@ -134,7 +134,7 @@ def dryrun(preset: str = "paper", data_root: str | None = None, preprocess: str 
                              "--preset", preset, "--no-progress", "--batch-size", "1"]
                       + (["--data-root", env["ISFR_DATA_ROOT"]] if data_root else []), env, tmp / "evaluate.log")
             phases["isfr evaluate (12 pairs)"] = ev
-            load = _run([sys.executable, "-c", "import sys; from isfr.inpaint import load_model; "
+            load = _run([sys.executable, "-c", "import sys; from isfr.apps.inpaint import load_model; "
                          "load_model(sys.argv[1])", str(export)], env, tmp / "load.log")
             phases["(model load alone)"] = load
             per_pair = max(ev["wall_s"] - load["wall_s"], 0.0) / 12
@@ -174,7 +174,7 @@ def _report(preset: str, preprocess: str | None, cut_down: bool, data_root: str 
             disk_mib: float, note: str, written: list[str], missing: list[str]) -> str:
     import torch
 
-    from isfr.utils import git_commit, hardware, resolve_amp
+    from isfr.core.utils import git_commit, hardware, resolve_amp
 
     total = sum(p["wall_s"] for k, p in phases.items() if not k.startswith("("))
     lines = [f"# Dry run of the `{preset}` preset on the CPU ({note})", "",

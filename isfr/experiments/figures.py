@@ -22,7 +22,7 @@ import pandas as pd
 import torch
 from matplotlib.figure import Figure
 
-from isfr.utils import atomic_path
+from isfr.core.utils import atomic_path
 from isfr.data.buckets import BUCKETS, bucket_of
 
 DPI = 150
@@ -339,7 +339,7 @@ def indexed_outputs(cpu_stage1: bool, readme: str | os.PathLike | None = None,
     ``cpu_stage1``: stage 1 was trained here (rows marked "CPU presets" count only then); ``upto``
     (e.g. ``"06"``): only files of the notebooks up to that one.
     """
-    from isfr.paths import REPO_ROOT
+    from isfr.core.paths import REPO_ROOT
 
     text = Path(readme or REPO_ROOT / "figures" / "README.md").read_text(encoding="utf-8")
     files = []

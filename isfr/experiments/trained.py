@@ -1,5 +1,5 @@
 """The preset's models: built untrained (same seed, same weights in every process), or assembled from the
-val-best checkpoints of their runs (:mod:`isfr.runs`), and exported to one file for ``isfr inpaint``."""
+val-best checkpoints of their runs (:mod:`isfr.experiments.runs`), and exported to one file for ``isfr inpaint``."""
 from __future__ import annotations
 
 import dataclasses
@@ -8,17 +8,17 @@ from pathlib import Path
 
 import torch
 
-from isfr.config import Preset
+from isfr.experiments.config import Preset
 from isfr.data import data_identity
 from isfr.models.discriminators import PatchDiscriminator
 from isfr.models.isfrnet import ISFRNet, ISFRNetConfig
 from isfr.models.unet import UNet
-from isfr.paths import REPO_ROOT, portable, runs_dir
-from isfr.runs import (Budget, Variant, as_variant, best_checkpoint, data_config, data_tag, run_key, schedule_status,
+from isfr.core.paths import REPO_ROOT, portable, runs_dir
+from isfr.experiments.runs import (Budget, Variant, as_variant, best_checkpoint, data_config, data_tag, run_key, schedule_status,
                        stage_runs, steps_text, uses_pretrained_stage1, variant_preset, weights_identity,
                        with_data_root)
-from isfr.shipped import STORED_DTYPE, as_stored
-from isfr.utils import seeded
+from isfr.models.shipped import STORED_DTYPE, as_stored
+from isfr.core.utils import seeded
 
 
 def build_model(preset: Preset, variant: Variant | str = "full") -> ISFRNet:
@@ -62,7 +62,7 @@ def trained_model(preset: Preset, variant: Variant | str = "full", upto: str = "
                   as_exported: bool = True) -> ISFRNet:
     """The pipeline of ``variant`` with every stage's best checkpoint loaded, in eval mode;
     ``upto="ifr"`` stops after stage 2 (before SFR is trained). ``as_exported``: its weights rounded as an
-    exported file stores them (:func:`isfr.shipped.as_stored`, fp16), so that what a table scores is what
+    exported file stores them (:func:`isfr.models.shipped.as_stored`, fp16), so that what a table scores is what
     :func:`export_pipeline` writes and ``weights/`` ships; False keeps the checkpoints' fp32 (a training input)."""
     v = as_variant(variant)
     if upto == "ifr":
@@ -100,8 +100,8 @@ def export_path(preset: Preset, variant: Variant | str = "full") -> Path:
 def export_pipeline(preset: Preset, variant: Variant | str = "full", path: str | Path | None = None,
                     data_root: str | None = None) -> Path:
     """Write the assembled pipeline to one file (:func:`export_path` by default) for ``isfr inpaint``, its
-    weights in half precision (:data:`isfr.shipped.STORED_DTYPE`; read back as fp32),
-    with the preset (its paths as records write them, :func:`isfr.paths.portable`), the data's identity, the
+    weights in half precision (:data:`isfr.models.shipped.STORED_DTYPE`; read back as fp32),
+    with the preset (its paths as records write them, :func:`isfr.core.paths.portable`), the data's identity, the
     steps of every stage and whether each run finished (``schedule``: :func:`schedule_status`)."""
     v, preset = as_variant(variant), with_data_root(preset, data_root)
     path = Path(path) if path else export_path(preset, v)

@@ -22,7 +22,7 @@ import torch
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from torch import Tensor
 
-from isfr.backbones import ALEXNET_CONV_IDX, load_alexnet_state_dict
+from isfr.models.backbones import ALEXNET_CONV_IDX, load_alexnet_state_dict
 from isfr.data.buckets import PAPER_RANGES, bucket_of, members
 
 PROTOCOL = (
@@ -99,8 +99,8 @@ def load_lpips(alexnet_path: str | Path | None = None, device: str | torch.devic
             trunk[f"slice{slice_no}.{idx}.{p}"] = state[f"{idx}.{p}"]
     model.net.load_state_dict(trunk, strict=True)
     model.requires_grad_(False)
-    from isfr.backbones import ALEXNET_FILE, hub_checkpoint_path
-    from isfr.pretrained import STANDIN_NOTE, is_standin
+    from isfr.models.backbones import ALEXNET_FILE, hub_checkpoint_path
+    from isfr.models.pretrained import STANDIN_NOTE, is_standin
 
     if is_standin(alexnet_path or hub_checkpoint_path(ALEXNET_FILE)):
         return model.eval().to(device), f"LPIPS: lpips v0.1 alex heads + a stand-in AlexNet trunk ({STANDIN_NOTE})."

@@ -6,7 +6,7 @@ The notebook's cells only call this module:
   size) -> a ``(1, 1, R, R)`` float mask at the model's resolution, 1 = hole. The strokes are
   painted at the canvas's resolution as a round brush of radius ``brush`` canvas pixels (what the
   person sees), and a model pixel is a hole when *any* part of its footprint is painted (the
-  convention of :mod:`isfr.inpaint`: nothing painted over leaks into the known pixels).
+  convention of :mod:`isfr.apps.inpaint`: nothing painted over leaks into the known pixels).
 * :class:`Examples` -- the faces and the manifest masks (NVIDIA, or procedural for synthetic data)
   of a preset's val (or test) split, picked by index and hole-ratio bucket
   (:mod:`isfr.data.buckets`: ``"0-10"`` ... ``"50-60"`` or the paper's ranges ``"20-40"``,
@@ -14,12 +14,13 @@ The notebook's cells only call this module:
   :func:`file_mask` reads a mask PNG (white = hole).
 * :func:`run` -- the model on one face + mask: panels (masked input, stage 1 = pSp-StyleGAN, IFR,
   final composite, ground truth) and PSNR / SSIM / identity distance of each stage under
-  :data:`isfr.metrics.PROTOCOL` (identity: dlib's descriptor; NaN with a note when dlib is missing
+  :data:`isfr.evaluation.metrics.PROTOCOL` (identity: dlib's descriptor; NaN with a note when dlib is missing
   or cannot describe the face -- never made up).
 * :func:`figure` -- the panels side by side, metrics under each, and a provenance footer (the
   notebook's set-up note, the checkpoint's preset, steps and schedule).
-* :func:`widget` -- the interactive version (ipycanvas + ipywidgets, imported only when called).
+* the interactive version, :func:`isfr.apps.widget.widget` (ipycanvas + ipywidgets), calls these too.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -42,10 +43,16 @@ from torch import Tensor
 from isfr.data.buckets import BUCKETS, PAPER_RANGES, members
 
 Point = Sequence[float]
+
+
 MASK_CHOICES: tuple[str, ...] = ("paint", *BUCKETS, *PAPER_RANGES)  # the widget's mask drop-down
+
+
 PANELS: tuple[tuple[str, str], ...] = (("input", "Input (masked)"), ("stage1", "Stage 1: pSp-StyleGAN"),
                                        ("ifr", "Stage 2: IFR"), ("composite", "Final (ISFRNet)"),
                                        ("gt", "Ground truth"))
+
+
 SCORED: tuple[str, ...] = ("stage1", "ifr", "composite")  # panels that get metrics
 
 
@@ -97,9 +104,9 @@ def strokes_to_mask(strokes: Sequence[Sequence[Point]], size: int | Sequence[int
 
 def file_mask(path: str | os.PathLike, resolution: int) -> Tensor:
     """A mask PNG (white = hole, :func:`isfr.data.load_mask`) as ``(1, 1, R, R)``; another size is center-cropped
-    and resized like a photo, every model pixel the hole touches a hole (:func:`isfr.inpaint.working_mask`)."""
+    and resized like a photo, every model pixel the hole touches a hole (:func:`isfr.apps.inpaint.working_mask`)."""
+    from isfr.apps.inpaint import working_mask
     from isfr.data import load_mask
-    from isfr.inpaint import working_mask
 
     hole = load_mask(path)
     if hole.shape != (resolution, resolution):
@@ -135,13 +142,13 @@ class PickedMask:
 class Examples:
     """The faces and manifest masks of a preset's ``split`` at ``resolution`` (default: the preset's).
 
-    The pairs are those of :func:`isfr.runs.val_dataset` (the fixed manifest the
+    The pairs are those of :func:`isfr.experiments.runs.val_dataset` (the fixed manifest the
     notebooks validate on: NVIDIA masks for real data, procedural ones for synthetic faces).
     """
 
     def __init__(self, preset: Any, data_root: str | os.PathLike | None = None, resolution: int | None = None,
                  split: str = "val"):
-        from isfr.runs import data_config, val_dataset
+        from isfr.experiments.runs import data_config, val_dataset
 
         root = os.fspath(data_root) if data_root else None
         if resolution is None or resolution == preset.data.resolution:
@@ -230,16 +237,19 @@ class TryResult:
 
 
 def face_box_for(preprocess: str) -> tuple[float, float, float, float]:
-    """The identity metric's fixed face box for faces framed by ``preprocess`` (:mod:`isfr.metrics`)."""
-    from isfr.metrics import CELEBA_CENTER_CROP_FACE_BOX, CELEBA_RESIZE_FACE_BOX
+    """The identity metric's fixed face box for faces framed by ``preprocess`` (:mod:`isfr.evaluation.metrics`)."""
+    from isfr.evaluation.metrics import (
+        CELEBA_CENTER_CROP_FACE_BOX,
+        CELEBA_RESIZE_FACE_BOX,
+    )
 
     return CELEBA_RESIZE_FACE_BOX if preprocess == "resize" else CELEBA_CENTER_CROP_FACE_BOX
 
 
 @lru_cache(maxsize=4)
 def identity_model(face_box: tuple[float, float, float, float]) -> tuple[Any, str]:
-    """:func:`isfr.metrics.load_identity`, loaded once per face box: ``(DlibIdentity | None, note)``."""
-    from isfr.metrics import load_identity
+    """:func:`isfr.evaluation.metrics.load_identity`, loaded once per face box: ``(DlibIdentity | None, note)``."""
+    from isfr.evaluation.metrics import load_identity
 
     return load_identity(face_box=face_box)
 
@@ -249,10 +259,10 @@ def run(model: torch.nn.Module, image: Tensor, mask: Tensor | np.ndarray, identi
     """``model`` (an :class:`~isfr.models.isfrnet.ISFRNet`) on one ``image`` ((3, R, R) or (1, 3, R, R) in
     [-1, 1]) with ``mask`` ((R, R) ... (1, 1, R, R), 1 = hole): the panels and their metrics.
 
-    ``identity``: a :class:`~isfr.metrics.DlibIdentity`, ``None`` (identity distance NaN), or ``"auto"``
+    ``identity``: a :class:`~isfr.evaluation.metrics.DlibIdentity`, ``None`` (identity distance NaN), or ``"auto"``
     (dlib with the face box of the model's ``preprocess``, if it loads).
     """
-    from isfr.metrics import MetricModels, score_batch
+    from isfr.evaluation.metrics import MetricModels, score_batch
 
     r = model.cfg.resolution
     x = image.reshape(1, 3, *image.shape[-2:]).float().cpu()
@@ -290,7 +300,7 @@ def run(model: torch.nn.Module, image: Tensor, mask: Tensor | np.ndarray, identi
 # ---------------------------------------------------------------- figure
 def checkpoint_line(checkpoint: str | os.PathLike, info: dict[str, Any] | None = None) -> str:
     """``Checkpoint <file>: preset ..., steps ..., schedule ...`` from what the exported file records."""
-    from isfr.inpaint import checkpoint_info
+    from isfr.apps.inpaint import checkpoint_info
 
     info = checkpoint_info(checkpoint) if info is None else info
     parts = [f"Checkpoint {Path(checkpoint).name}: preset {info.get('preset', 'unknown')}",
@@ -321,7 +331,7 @@ def figure(result: TryResult, note: str = "", checkpoint: str | os.PathLike | No
            info: dict[str, Any] | None = None, mask_name: str = "", face_name: str = ""):
     """The five panels side by side, each stage's metrics under it, provenance in the footer."""
     from isfr.data.buckets import bucket_of
-    from isfr.figures import image_grid, to_rgb
+    from isfr.experiments.figures import image_grid, to_rgb
 
     cells = [to_rgb(result.panels["gt"], result.mask[0]) if k == "input" else
              (to_rgb(result.panels[k]) if result.panels.get(k) is not None else None) for k, _ in PANELS]
@@ -331,7 +341,7 @@ def figure(result: TryResult, note: str = "", checkpoint: str | os.PathLike | No
     if checkpoint is not None or info is not None:
         footer.append(checkpoint_line(checkpoint or "checkpoint", info))
     footer += ["Metrics: each stage composited with the ground truth's known pixels, whole image "
-               "(isfr.metrics.PROTOCOL); ID dist = dlib descriptor distance to the ground truth (< 0.6: same person)."]
+               "(isfr.evaluation.metrics.PROTOCOL); ID dist = dlib descriptor distance to the ground truth (< 0.6: same person)."]
     footer += result.notes
     fig = image_grid([cells], [t for _, t in PANELS], title=title, cell_in=2.0)
     text = "\n".join(textwrap.fill(s, 130) for s in footer if s)  # one paragraph per item (add_note's style)
@@ -357,11 +367,11 @@ def metrics_table(result: TryResult) -> pd.DataFrame:
 # ---------------------------------------------------------------- one call for the notebook
 def default_checkpoint(preset: Any) -> Path:
     """Notebook 07's model when its ``checkpoint`` parameter is empty: the shipped model
-    (:func:`isfr.shipped.shipped_model_path`) for the ``small`` preset as defined, else the preset's own export
-    (:func:`isfr.trained.export_path`, written by notebook 04)."""
-    from isfr.runs import preset_overrides
-    from isfr.shipped import shipped_model_path
-    from isfr.trained import export_path
+    (:func:`isfr.models.shipped.shipped_model_path`) for the ``small`` preset as defined, else the preset's own export
+    (:func:`isfr.experiments.trained.export_path`, written by notebook 04)."""
+    from isfr.experiments.runs import preset_overrides
+    from isfr.experiments.trained import export_path
+    from isfr.models.shipped import shipped_model_path
 
     if preset.name == "small" and not {k for k in preset_overrides(preset) if k != "data.root"}:
         try:
@@ -372,8 +382,8 @@ def default_checkpoint(preset: Any) -> Path:
 
 
 def load(checkpoint: str | os.PathLike, device: str | None = None) -> tuple[torch.nn.Module, dict[str, Any]]:
-    """The exported model (:func:`isfr.inpaint.load_model`) and what its file records."""
-    from isfr.inpaint import checkpoint_info, load_model
+    """The exported model (:func:`isfr.apps.inpaint.load_model`) and what its file records."""
+    from isfr.apps.inpaint import checkpoint_info, load_model
 
     return load_model(checkpoint, device), checkpoint_info(checkpoint)
 
@@ -381,173 +391,3 @@ def load(checkpoint: str | os.PathLike, device: str | None = None) -> tuple[torc
 def headless() -> bool:
     """True when running under pytest (nbval): the widgets are not shown, nobody would click them."""
     return "PYTEST_CURRENT_TEST" in os.environ or os.environ.get("ISFR_HEADLESS", "") not in ("", "0")
-
-
-# ---------------------------------------------------------------- the widget
-_TABLE_CSS = ("<style>.isfr-tryit-metrics{border-collapse:collapse;font-size:12px}"
-              ".isfr-tryit-metrics th,.isfr-tryit-metrics td{padding:2px 10px;text-align:right;"
-              "border-bottom:1px solid #ddd}</style>")
-
-
-def _face_rgb(face: Face, size: int) -> np.ndarray:
-    from isfr.data import tensor_to_image
-
-    return np.asarray(tensor_to_image(face.image).resize((size, size), Image.Resampling.BICUBIC))
-
-
-def widget(model: torch.nn.Module, examples: Examples, note: str = "", checkpoint: str | os.PathLike | None = None,
-           info: dict[str, Any] | None = None, image_index: int = 0, bucket: str = "paint", canvas_size: int = 320,
-           brush: int = 12, identity: Any = "auto"):
-    """A canvas to paint a hole on a face (ipycanvas), a face picker, a photo upload, a mask drop-down
-    (paint, or a manifest mask of a bucket, to which painted strokes are added) and a Run button that
-    shows :func:`figure` and the metrics. Returns the ``ipywidgets.VBox`` (``.tryit`` holds its state)."""
-    import ipywidgets as W
-    from ipycanvas import MultiCanvas, hold_canvas
-
-    r = model.cfg.resolution
-    preprocess = getattr(model, "preprocess", "center_crop")
-    state: dict[str, Any] = {"strokes": [], "drawing": False, "face": examples.face(image_index),
-                             "face_note": "", "picked": None}
-    canvas = MultiCanvas(2, width=canvas_size, height=canvas_size,
-                         layout=W.Layout(width=f"{canvas_size}px", height=f"{canvas_size}px"))
-    bg, fg = canvas[0], canvas[1]
-    face_pick = W.BoundedIntText(value=image_index % len(examples), min=0, max=len(examples) - 1,
-                                 description="face", layout=W.Layout(width="160px"))
-    upload = W.FileUpload(accept="image/*", multiple=False, description="Upload photo")
-    mask_pick = W.Dropdown(options=list(MASK_CHOICES), value=bucket if bucket in MASK_CHOICES else "paint",
-                           description="mask", layout=W.Layout(width="200px"))
-    brush_w = W.IntSlider(value=brush, min=1, max=max(2, canvas_size // 6), description="brush",
-                          layout=W.Layout(width="260px"))
-    clear_b = W.Button(description="Clear strokes", icon="eraser")
-    run_b = W.Button(description="Run", button_style="primary", icon="play")
-    status = W.HTML(value="Paint the hole with the mouse (or pick a bucket), then press <b>Run</b>.")
-    result_img = W.Image(format="png", layout=W.Layout(max_width="100%"))
-    table = W.HTML()
-    colour = "rgba(255, 40, 40, 0.75)"
-
-    def draw_face() -> None:
-        bg.put_image_data(_face_rgb(state["face"], canvas_size), 0, 0)
-
-    def draw_mask_layer() -> None:
-        with hold_canvas():
-            fg.clear()
-            picked = state["picked"]
-            if picked is not None:
-                hole = picked.mask[0, 0].numpy() > 0.5
-                big = np.asarray(Image.fromarray(hole.astype(np.uint8) * 255).resize(
-                    (canvas_size, canvas_size), Image.Resampling.NEAREST)) > 127
-                rgba = np.zeros((canvas_size, canvas_size, 4), np.uint8)
-                rgba[big] = (255, 40, 40, 190)
-                fg.put_image_data(rgba, 0, 0)
-            fg.stroke_style = fg.fill_style = colour
-            fg.line_cap = fg.line_join = "round"
-            for stroke, rad in state["strokes"]:
-                fg.line_width = 2 * rad
-                if len(stroke) > 1:
-                    fg.stroke_lines(stroke)
-                x, y = stroke[0]
-                fg.fill_circle(x, y, rad)
-
-    def pick_mask() -> None:
-        state["picked"] = None if mask_pick.value == "paint" else examples.mask(face_pick.value, mask_pick.value)
-
-    def current_mask() -> Tensor:
-        m = torch.zeros(1, 1, r, r)
-        for stroke, rad in state["strokes"]:  # the brush may change between strokes
-            m = torch.maximum(m, strokes_to_mask([stroke], canvas_size, rad, r))
-        if state["picked"] is not None:
-            m = torch.maximum(m, state["picked"].mask)
-        return m
-
-    def on_down(x: float, y: float) -> None:
-        state["drawing"] = True
-        state["strokes"].append(([(x, y)], brush_w.value))
-        fg.fill_style = colour
-        fg.fill_circle(x, y, brush_w.value)
-
-    def on_move(x: float, y: float) -> None:
-        if not state["drawing"] or not state["strokes"]:
-            return
-        pts, rad = state["strokes"][-1]
-        x0, y0 = pts[-1]
-        pts.append((x, y))
-        fg.stroke_style, fg.line_width, fg.line_cap = colour, 2 * rad, "round"
-        fg.stroke_line(x0, y0, x, y)
-
-    def on_up(x: float, y: float) -> None:
-        if state["drawing"]:
-            on_move(x, y)
-        state["drawing"] = False
-
-    def on_face(change: Any) -> None:
-        state["face"], state["face_note"] = examples.face(face_pick.value), ""
-        on_mask(change)
-        draw_face()
-
-    def on_mask(change: Any) -> None:
-        try:
-            pick_mask()
-        except ValueError as err:
-            status.value = f"<span style='color:#b00'>{err}</span>"
-            state["picked"] = None
-        draw_mask_layer()
-
-    def on_upload(change: Any) -> None:
-        files = upload.value
-        if not files:
-            return
-        f = files[0]
-        try:
-            photo = Image.open(io.BytesIO(bytes(f["content"])))
-            state["face"], state["face_note"] = photo_face(photo, r, preprocess, name=f.get("name", "photo"))
-        except Exception as err:  # an unreadable upload: say so, keep the current face
-            status.value = f"<span style='color:#b00'>Could not use the upload: {err}</span>"
-            return
-        status.value = state["face_note"]
-        draw_face()
-        draw_mask_layer()
-
-    def on_clear(_: Any) -> None:
-        state["strokes"].clear()
-        draw_mask_layer()
-
-    def on_run(_: Any) -> None:
-        m = current_mask()
-        if not m.any():
-            status.value = "The mask is empty: paint a hole on the face or pick a bucket first."
-            return
-        status.value = "Running ..."
-        try:
-            res = run(model, state["face"].image, m, identity=identity)
-            picked = state["picked"]
-            mask_name = ("painted" if picked is None else picked.name + (" + painted" if state["strokes"] else ""))
-            fig = figure(res, "\n".join(s for s in (note, state["face_note"]) if s), checkpoint, info,
-                         mask_name=mask_name, face_name=state["face"].name)
-            result_img.value = figure_png(fig)
-            table.value = _TABLE_CSS + metrics_table(res).rename_axis(None).to_html(
-                float_format=lambda v: f"{v:.3f}", border=0, classes="isfr-tryit-metrics")
-            state["result"] = res
-            status.value = f"Done: hole {res.hole_ratio:.1%}."
-        except Exception as err:  # show it: a widget callback's exception is otherwise lost
-            status.value = f"<span style='color:#b00'>{type(err).__name__}: {err}</span>"
-
-    canvas.on_mouse_down(on_down)
-    canvas.on_mouse_move(on_move)
-    canvas.on_mouse_up(on_up)
-    canvas.on_mouse_out(lambda x, y: state.update(drawing=False))
-    canvas.on_client_ready(lambda: (draw_face(), draw_mask_layer()))
-    face_pick.observe(on_face, names="value")
-    upload.observe(on_upload, names="value")
-    mask_pick.observe(on_mask, names="value")
-    clear_b.on_click(on_clear)
-    run_b.on_click(on_run)
-    pick_mask()
-    draw_face()
-    draw_mask_layer()
-    controls = W.VBox([face_pick, upload, mask_pick, brush_w, W.HBox([clear_b, run_b]), status],
-                      layout=W.Layout(padding="0 0 0 12px"))
-    box = W.VBox([W.HBox([canvas, controls]), result_img, table])
-    box.tryit = {"state": state, "canvas": canvas, "run": run_b, "clear": clear_b, "mask": mask_pick,
-                 "face": face_pick, "upload": upload, "brush": brush_w, "status": status, "image": result_img,
-                 "current_mask": current_mask, "on_run": on_run}
-    return box

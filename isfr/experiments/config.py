@@ -21,13 +21,13 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Literal, Union
 
-from .data import DataConfig
-from .losses import LossConfig, PSPLossConfig
-from .models.discriminators import DiscriminatorConfig
-from .models.ifr import IFRConfig
-from .models.sfr import SFRConfig
-from .models.stage1 import PSPConfig, StyleGANConfig
-from .models.unet import UNetConfig
+from isfr.data import DataConfig
+from isfr.losses import LossConfig, PSPLossConfig
+from isfr.models.discriminators import DiscriminatorConfig
+from isfr.models.ifr import IFRConfig
+from isfr.models.sfr import SFRConfig
+from isfr.models.stage1 import PSPConfig, StyleGANConfig
+from isfr.models.unet import UNetConfig
 
 PresetName = Literal["smoke", "small", "paper"]
 
@@ -53,7 +53,7 @@ class ScheduleConfig:
     # (an ablation run of ablation_sfr_steps decays at the same fraction of its steps)
     ablation_ifr_steps: int | None = None  # ours: steps of every Table 1 row; None = the main schedule
     ablation_sfr_steps: int | None = None  # ours
-    amp: Literal["auto", "none", "bf16", "fp16"] = "fp16"  # ours: CUDA AMP on the GPU; "auto" (isfr.utils.resolve_amp):
+    amp: Literal["auto", "none", "bf16", "fp16"] = "fp16"  # ours: CUDA AMP on the GPU; "auto" (isfr.core.utils.resolve_amp):
     # fp16 on CUDA, bf16 autocast on a CPU that runs bf16 in hardware, else fp32 (bf16 emulated on AVX2 is 12-45x slower)
     log_every: int = 100
     ckpt_every: int = 5_000

@@ -6,9 +6,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from isfr.config import Preset, get_preset
+from isfr.experiments.config import Preset, get_preset
 from isfr.data import DataRoot, resolve_data_root
-from isfr.paths import figures_dir
+from isfr.core.paths import figures_dir
 
 
 @dataclass
@@ -23,8 +23,8 @@ class Setup:
 
 
 def _steps(P: Preset, steps: str) -> str:
-    """What the notebook's outputs were trained with (:func:`isfr.runs.steps_text`)."""
-    from isfr.runs import steps_text
+    """What the notebook's outputs were trained with (:func:`isfr.experiments.runs.steps_text`)."""
+    from isfr.experiments.runs import steps_text
 
     if steps == "ablation":
         return steps_text(P, budget="ablation") + " (every Table 1 row)"
@@ -40,8 +40,8 @@ def setup(preset: str, data_root: str | None = "", seed: int = 0, overrides: dic
     "ifr", "main" (the main model's), "ablation" (the Table 1 rows'), or any text."""
     import torch
 
-    from isfr.runs import provenance, with_data_root
-    from isfr.utils import one_line_warnings, thread_policy
+    from isfr.experiments.runs import provenance, with_data_root
+    from isfr.core.utils import one_line_warnings, thread_policy
 
     one_line_warnings()  # one line each, so that progress bars stay whole
     thread_policy()

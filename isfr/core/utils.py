@@ -279,7 +279,7 @@ def thread_policy(n: int | None = None) -> int:
     return torch.get_num_threads()
 
 
-ResolvedAmp = Literal["none", "bf16", "fp16"]  # what runs; isfr.training.loop.AmpMode adds "auto"
+ResolvedAmp = Literal["none", "bf16", "fp16"]  # what runs; isfr.training.context.AmpMode adds "auto"
 
 
 @functools.lru_cache(maxsize=None)

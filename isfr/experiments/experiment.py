@@ -8,14 +8,14 @@ from typing import Any
 
 import pandas as pd
 
-from isfr.baselines import isfrnet_method
-from isfr.config import Preset, get_preset
+from isfr.evaluation.baselines import isfrnet_method
+from isfr.experiments.config import Preset, get_preset
 from isfr.evaluation import evaluate, write_table
-from isfr.runs import (UNET_ROW, VARIANTS, Budget, Variant, ablation_variants, as_variant, best_checkpoint, data_tag,
+from isfr.experiments.runs import (UNET_ROW, VARIANTS, Budget, Variant, ablation_variants, as_variant, best_checkpoint, data_tag,
                        kept_step, preset_overrides, provenance, run_dir, stage1_runs, stage_runs, steps_text,
                        unet_steps_text, with_data_root)
-from isfr.trained import trained_model
-from isfr.training.pipeline import train_psp, train_stylegan, train_variant
+from isfr.experiments.trained import trained_model
+from isfr.experiments.pipeline import train_psp, train_stylegan, train_variant
 from isfr.training.record import run_summary
 from isfr.training.record import training_record as record
 
@@ -119,7 +119,7 @@ def final_table(preset: Preset, out: str | Path) -> pd.DataFrame:
     """The README's final table: the main model and, where the preset trains it, the learned
     U-Net against ``inpaint_biharmonic``, per split, PSNR and SSIM at 20-40 and 40-60 % (both means, the paired
     difference and its 95 % CI), from the head-to-head files in ``out`` (:data:`FINAL_SOURCES`; a missing file
-    leaves its rows out), with preset, data (:func:`isfr.runs.data_tag`), resolution, the steps and checkpoints
+    leaves its rows out), with preset, data (:func:`isfr.experiments.runs.data_tag`), resolution, the steps and checkpoints
     scored, CPU-hours (``train_hours`` of the runs, summed over stages 1-3 for ISFRNet) and hardware from the run
     folders. ``bar``: every one of the four differences has its CI above zero."""
     out = Path(out)

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from isfr.paths import REPO_ROOT
+from isfr.core.paths import REPO_ROOT
 
 SHIPPED_NAME = "isfrnet_small.pt"
 #: sha256 of ``weights/isfrnet_small.pt``; the model card states the same value (a test checks both).

@@ -2,7 +2,7 @@
 
 A finished run is loaded, not retrained, unless ``force=True``; each stage keeps its best checkpoint
 on the val split (PSNR of the composite), and the next stage starts from it. Where runs live and
-which variant reads which run: :mod:`isfr.runs`; scoring them: :mod:`isfr.experiment`.
+which variant reads which run: :mod:`isfr.experiments.runs`; scoring them: :mod:`isfr.experiments.experiment`.
 """
 from __future__ import annotations
 
@@ -13,22 +13,23 @@ from typing import Any
 
 import torch
 
-from isfr.backbones import load_vgg16_features
-from isfr.config import Preset
+from isfr.models.backbones import load_vgg16_features
+from isfr.experiments.config import Preset
 from isfr.data import build_from_config
 from isfr.losses import LossConfig
 from isfr.models.isfrnet import ISFRNet
 from isfr.models.stylegan2 import Discriminator
-from isfr.runs import (Budget, Variant, ablation_variants, as_variant, best_checkpoint, data_config, run_config,
+from isfr.experiments.runs import (Budget, Variant, ablation_variants, as_variant, best_checkpoint, data_config, run_config,
                        run_dir, schedule_status, stage_runs, uses_pretrained_stage1, val_batches, variant_preset,
                        with_data_root)
-from isfr.trained import build_disc, build_model, build_unet, load_stage1, trained_model
-from isfr.utils import seeded
+from isfr.experiments.trained import build_disc, build_model, build_unet, load_stage1, trained_model
+from isfr.core.utils import seeded
 
-from .checkpoint import read_checkpoint
-from .loop import FitResult, RunBusyError, TrainLoopConfig, fit
-from .progress import OverallProgress
-from .stages import IFRStage, PSPStage, SFRStage, StyleGANStage
+from isfr.training.checkpoint import read_checkpoint
+from isfr.training.lock import RunBusyError
+from isfr.training.loop import FitResult, TrainLoopConfig, fit
+from isfr.training.progress import OverallProgress
+from isfr.training.stages import IFRStage, PSPStage, SFRStage, StyleGANStage
 
 
 def loop_config(preset: Preset, steps: int, batch_size: int, **kw: Any) -> TrainLoopConfig:
@@ -134,7 +135,7 @@ def train_refiner(preset: Preset, folder: Path, generator: torch.nn.Module, loss
                   lr_decay: tuple[int, float] | None = None, config: dict | None = None, overwrite: bool = False,
                   **loop_kw: Any) -> tuple[FitResult, ISFRNet | None]:
     """Train any refinement generator through :class:`SFRStage` on the preset's data, masks, precision and
-    val pairs (the learned U-Net baseline, the rungs of :mod:`isfr.ladder`); ``guess="ifr"`` reads the
+    val pairs (the learned U-Net baseline, the rungs of :mod:`isfr.experiments.ladder`); ``guess="ifr"`` reads the
     trained stages 1-2 of the preset's main model (of ``upstream``, a variant), which are returned (frozen)
     for scoring."""
     seed = preset.seed if seed is None else seed

@@ -171,7 +171,7 @@ INCONSISTENCIES: tuple[Inconsistency, ...] = (
         "Same PSNR (28.11 vs 28.12 dB) but L1 0.029 vs 0.015; possible only with very different error "
         "distributions, or different protocols per method (the baselines' numbers may come from their "
         "own code / papers).",
-        "all methods we run share one protocol (isfr.metrics.PROTOCOL)."),
+        "all methods we run share one protocol (isfr.evaluation.metrics.PROTOCOL)."),
     Inconsistency(
         "Fig. 9 caption vs Table 2 / references", "citation",
         "Fig. 9 cites LGNet as [3] (pSp, Richardson et al.) and MADF as [16] (Pan et al., deep generative "
@@ -190,7 +190,7 @@ INCONSISTENCIES: tuple[Inconsistency, ...] = (
         "The row leaves the Weighting box empty, while section 4.2.2 says the data, losses and training "
         "settings are 'the same as for the ISFRNet'; whether its SFR weights eq. 1 is not stated.",
         "kept (the variant differs from the full model only in E_C reading I_c); "
-        "isfr.runs.VARIANTS['psp_sfr'] says so."),
+        "isfr.experiments.runs.VARIANTS['psp_sfr'] says so."),
     Inconsistency(
         "Section 4.2.2", "text",
         "'These results are shown in the fourth column of Table 1': Table 1's fourth column is the SFR "
@@ -241,7 +241,7 @@ INCONSISTENCIES: tuple[Inconsistency, ...] = (
         "Metric protocol not given: composited or raw output, whole image or hole only, SSIM window, "
         "uint8 quantisation, L1 scale (values fit [0, 1]), LPIPS version (section 4.3 implies AlexNet), "
         "number of test images per range, and the CelebA split seed.",
-        "one explicit protocol (isfr.metrics.PROTOCOL) printed under every table."),
+        "one explicit protocol (isfr.evaluation.metrics.PROTOCOL) printed under every table."),
     Inconsistency(
         "Section 4.2.1", "unspecified",
         "pSp+IFR is trained with the reconstruction loss without the mask constraint, unlike the full "

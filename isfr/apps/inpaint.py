@@ -4,9 +4,9 @@ Inpainting a photo (:func:`inpaint_image`, :func:`inpaint_file`, :func:`inpaint_
 
 * The **photo**: any mode Pillow reads becomes 8-bit RGB (:func:`isfr.data.images.to_rgb8`: 16-bit
   grey / RGB and CMYK converted). It is read **as viewed**: an EXIF orientation tag (phone photos) is
-  applied (:func:`as_viewed`), and the output is written that way, with no orientation tag. Its **alpha
+  applied (:func:`isfr.apps.photos.as_viewed`), and the output is written that way, with no orientation tag. Its **alpha
   channel is not used**: transparent pixels are composited on white, with a warning (they are not
-  holes: the mask says where the holes are). Photos under :data:`MIN_SIDE` pixels a side are refused.
+  holes: the mask says where the holes are). Photos under :data:`isfr.apps.photos.MIN_SIDE` pixels a side are refused.
 * The **mask** is given in the photo's frame as viewed (it is read as viewed too): white = hole, values ``>= 128`` of 0-255
   (:data:`isfr.data.masks.THRESHOLD`: anti-aliased or blurred edges are cut there); a mask whose
   maximum is 1 is a 0/1 mask, 1 = hole. (The NVIDIA masks of the datasets are read by
@@ -57,28 +57,39 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from PIL import ExifTags, Image, ImageOps
+from PIL import Image
 
-from .config import PRESETS
-from .utils import atomic_path, error_line
-from .data.folder import IMAGE_EXTENSIONS
-from .data.images import image_to_tensor, load_image, tensor_to_image, to_rgb8, to_square, to_uint8_array
-from .data.masks import THRESHOLD
-from .models.isfrnet import FORMAT, ISFRNet
+from isfr.apps.photos import (
+    FORMATS,
+    OUTPUT_NAME,
+    check_output,
+    read_hole_mask,
+    read_photo_as_viewed,
+    save_photo,
+)
+from isfr.core.utils import atomic_path, error_line
+from isfr.data.folder import IMAGE_EXTENSIONS
+from isfr.data.images import image_to_tensor, tensor_to_image, to_square
+from isfr.experiments.config import PRESETS
+from isfr.models.isfrnet import FORMAT, ISFRNet
 
 HOW_TO_GET = (f"train one with `isfr train --preset <preset>` ({', '.join(PRESETS[:-1])} or {PRESETS[-1]}; it "
               "exports runs/<preset>/<data>/isfrnet_full.pt when done; CPU / GPU time per preset in the README), "
               "or export a trained preset with `isfr export --preset <preset> -o FILE`")
-PHOTO_FIX = "check that it opens in an image viewer and re-save it as PNG or JPEG"
-MASK_FIX = "check that it opens in an image viewer and re-save it as a PNG (white = hole)"
-MIN_SIDE = 16  # pixels: smaller photos are refused
+
+
 MAX_RATIO = 0.6  # the largest hole ratio of the NVIDIA masks the models are trained on
+
+
 COVER = 2.0 / 255.0  # a working-resolution pixel is a hole when the resampled mask exceeds this
-OUTPUT_NAME = "{stem}.png"  # folder mode: one PNG per photo
+
+
+
+
 UPSCALE_SAID = 2.0  # a fill upscaled more than this many times is reported (``report``): it looks soft
+
+
 Report = Callable[[str], None]  # where the lines for the user go (``isfr inpaint``: stdout)
-_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP", ".bmp": "BMP", ".tif": "TIFF",
-            ".tiff": "TIFF"}
 
 
 # ---------------------------------------------------------------- model
@@ -129,7 +140,7 @@ def load_model(checkpoint: str | os.PathLike, device: str | torch.device | None 
 
 def training_warning(info: dict[str, Any]) -> str | None:
     """One line when :func:`checkpoint_info`'s ``info`` is of a smoke-preset model or of runs that stopped
-    before their schedule finished (``schedule`` of :func:`isfr.trained.export_pipeline`); else None."""
+    before their schedule finished (``schedule`` of :func:`isfr.experiments.trained.export_pipeline`); else None."""
     preset, parts = info.get("preset"), []
     if preset == "smoke":
         parts.append(f"near-untrained: smoke preset, {info.get('steps') or 'a few steps'}; its results only show "
@@ -156,116 +167,13 @@ def _model(model: ModelLike) -> ISFRNet:
     return model() if callable(model) else load_model(model)
 
 
-# ---------------------------------------------------------------- files
-def _check_image_suffix(path: Path, what: str) -> None:
-    if path.suffix.lower() not in IMAGE_EXTENSIONS:
-        raise ValueError(f"{path}: not an image file ({path.suffix or 'no suffix'}); the {what} must be one of "
-                         f"{', '.join(sorted(IMAGE_EXTENSIONS))}")
-
-
-def _image_file(path: str | os.PathLike, what: str, if_folder: str, if_missing: str) -> Path:
-    """``path`` if it is an existing image file; else the error for a folder, a missing file or a non-image."""
-    path = Path(path)
-    if path.is_dir():
-        raise ValueError(f"{path} is a folder; {if_folder}")
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: {what} not found; {if_missing}")
-    _check_image_suffix(path, what)
-    return path
-
-
-def as_viewed(img: Image.Image) -> tuple[Image.Image, bool]:
-    """``img`` turned the way its EXIF orientation tag says, i.e. as image viewers show it
-    (``PIL.ImageOps.exif_transpose``: the tag is dropped), and whether it was turned."""
-    if img.getexif().get(ExifTags.Base.Orientation, 1) in (0, 1):
-        return img, False
-    return ImageOps.exif_transpose(img), True
-
-
-def _read_photo(path: str | os.PathLike) -> tuple[Image.Image, bool]:
-    path = _image_file(path, "photo", "pass a folder of photos together with a folder of masks", "check the path")
-    img, turned = as_viewed(load_image(path, PHOTO_FIX))
-    if min(img.size) < MIN_SIDE:
-        raise ValueError(f"{path}: the photo is {img.size[0]}x{img.size[1]} pixels, too small to inpaint; "
-                         f"use a photo of at least {MIN_SIDE}x{MIN_SIDE} (ideally the model's resolution or more)")
-    if img.mode in ("RGBA", "RGBa", "LA", "La", "PA") or (img.mode == "P" and "transparency" in img.info):
-        clear = np.asarray(img.convert("RGBA").getchannel("A")) < 255
-        if clear.any():
-            warnings.warn(f"{path}: {clear.mean():.0%} of the photo is (partly) transparent; its alpha channel is "
-                          "not used: composited on white, not read as holes (mark holes in the mask)",
-                          UserWarning, stacklevel=3)
-    return to_rgb8(img), turned
-
-
-def read_photo(path: str | os.PathLike) -> Image.Image:
-    """The photo as RGB at its native size, as viewed (:func:`as_viewed`: an EXIF orientation is applied);
-    ``ValueError`` / ``FileNotFoundError`` naming the file.
-
-    Transparent pixels are composited on white with a warning; photos under :data:`MIN_SIDE` px are refused.
-    """
-    return _read_photo(path)[0]
-
-
-def mask_holes(img: Image.Image) -> np.ndarray:
-    """A user's mask image as bool (H, W), True = hole: ``>= 128`` of 0-255 (:data:`THRESHOLD`; 16-bit
-    scaled to 8), or ``1`` when the mask's maximum is 1 (a 0/1 mask)."""
-    raw = np.asarray(img) if img.mode == "L" or img.mode.startswith("I") else to_uint8_array(img)
-    if raw.size and raw.max() == 1:
-        return raw >= 1
-    return to_uint8_array(img) >= THRESHOLD
-
-
-def read_hole_mask(path: str | os.PathLike, size: tuple[int, int]) -> np.ndarray:
-    """The mask file as bool (H, W) at the photo's ``size`` (W, H), True = hole (:func:`mask_holes`).
-
-    The mask is read as viewed (:func:`as_viewed`), like the photo. A mask of the photo's aspect ratio but another
-    size is resized with a warning; another aspect is an error.
-    """
-    path = _image_file(path, "mask", "a single photo needs a single mask file",
-                       "check the path (white = hole, same size as the photo)")
-    hole = mask_holes(as_viewed(load_image(path, MASK_FIX))[0])
-    (w, h), (mh, mw) = size, hole.shape
-    if (mh, mw) != (h, w):
-        if abs(mw * h - mh * w) > 0.02 * max(mw * h, mh * w):
-            turned = (" (width and height swapped: a phone photo's EXIF orientation turns it; draw the mask on the "
-                      "photo as an image viewer shows it)" if (mw, mh) == (h, w) else " (another shape)")
-            raise ValueError(f"{path}: the mask is {mw}x{mh} but the photo is {w}x{h} as viewed{turned}; "
-                             f"draw the mask on the photo itself, at {w}x{h}")
-        warnings.warn(f"{path}: mask is {mw}x{mh} but the photo is {w}x{h}; resizing the mask to the photo",
-                      UserWarning, stacklevel=3)
-        img = Image.fromarray(hole.astype(np.uint8) * 255).resize(size, Image.Resampling.BILINEAR)
-        hole = np.asarray(img) >= THRESHOLD
-    return hole
-
-
-def _save(img: Image.Image, out: Path) -> None:
-    with atomic_path(out) as tmp:
-        fmt = _FORMATS[out.suffix.lower()]
-        img.save(tmp, format=fmt, **({"quality": 95} if fmt in ("JPEG", "WEBP") else {}))
-
-
-def _check_output(out: Path, overwrite: bool, photo: Path | None = None) -> None:
-    if out.is_dir():
-        raise ValueError(f"{out} is a folder; give an output file name such as "
-                         f"{out / OUTPUT_NAME.format(stem=photo.stem if photo else 'result')} (a folder is the output "
-                         "only when the photos are a folder too)")
-    if out.suffix.lower() not in _FORMATS:
-        raise ValueError(f"{out}: unsupported output type ({out.suffix or 'no suffix'}); "
-                         f"use one of {', '.join(sorted(_FORMATS))}")
-    if not out.parent.is_dir():
-        raise FileNotFoundError(f"{out}: the output folder {out.parent} does not exist; create it first "
-                                f"(mkdir -p {out.parent}) or write elsewhere")
-    if out.exists() and not overwrite:
-        raise FileExistsError(f"{out} exists; pass --overwrite (overwrite=True) to replace it")
-
-
 # ---------------------------------------------------------------- inpainting
 def working_mask(hole: np.ndarray, resolution: int, transform: Any | None = None) -> np.ndarray:
     """The hole at the model's resolution: aligned by ``transform``, else center-cropped like the photo.
 
     Covers every working pixel the original hole touches (resampled value > :data:`COVER`).
     """
-    from .data.align import warp_image
+    from isfr.data.align import warp_image
 
     if transform is not None:
         cover = warp_image(hole.astype(np.float64), transform, (resolution, resolution), order=1, mode="constant")
@@ -302,7 +210,7 @@ def inpaint_image(photo: Image.Image, hole: np.ndarray, model: ISFRNet, *, align
     every face's crop); a fill upscaled more than :data:`UPSCALE_SAID` times is told to ``report``
     (``"<name>: filled at 64 px, upscaled x40"``). ``align=False``: the model's resolution.
     """
-    from .data.align import aligner_for, paste_back, upscale_factor
+    from isfr.data.align import aligner_for, paste_back, upscale_factor
 
     r = model.cfg.resolution
     if not align:
@@ -341,8 +249,8 @@ def inpaint_file(image_path: str | os.PathLike, mask_path: str | os.PathLike, mo
     the output is written as viewed, with no orientation tag. ``report``: as :func:`inpaint_image`.
     """
     image_path, mask_path, out = Path(image_path), Path(mask_path), Path(out_path)
-    _check_output(out, overwrite, image_path)
-    photo, turned = _read_photo(image_path)
+    check_output(out, overwrite, image_path)
+    photo, turned = read_photo_as_viewed(image_path)
     hole = read_hole_mask(mask_path, photo.size)
     if hole.all():
         raise ValueError(f"{mask_path}: every pixel of the mask is a hole (white), so nothing is left to inpaint "
@@ -353,15 +261,15 @@ def inpaint_file(image_path: str | os.PathLike, mask_path: str | os.PathLike, mo
     if not hole.any():
         warnings.warn(f"{mask_path}: mask has no hole pixels (white, or 1 in a 0/1 mask, = hole); writing "
                       f"{image_path} unchanged to {out}", UserWarning, stacklevel=2)
-        same_type = _FORMATS[out.suffix.lower()] == _FORMATS.get(image_path.suffix.lower())
+        same_type = FORMATS[out.suffix.lower()] == FORMATS.get(image_path.suffix.lower())
         with atomic_path(out) as tmp:
             if same_type and not turned:
                 shutil.copyfile(image_path, tmp)
             else:
-                photo.save(tmp, format=_FORMATS[out.suffix.lower()])
+                photo.save(tmp, format=FORMATS[out.suffix.lower()])
         return out
     result = inpaint_image(photo, hole, _model(model), align=align, name=str(image_path), report=report)
-    _save(result, out)
+    save_photo(result, out)
     return out
 
 
@@ -462,11 +370,11 @@ def evaluate_checkpoint(
     ``learned_metrics=False`` skips LPIPS and the identity distance (NaN). ``csv_path`` writes the
     per-image rows. ``summary.attrs["footer"]`` holds the data, provenance, CI and protocol lines.
     """
-    from .baselines import isfrnet_method
-    from .config import get_preset
-    from .data import DataConfig, build_from_config
-    from .evaluation import evaluate, provenance, summarise
-    from .metrics import load_metric_models
+    from isfr.data import DataConfig, build_from_config
+    from isfr.evaluation import evaluate, provenance, summarise
+    from isfr.evaluation.baselines import isfrnet_method
+    from isfr.evaluation.metrics import load_metric_models
+    from isfr.experiments.config import get_preset
 
     if split not in ("test", "val"):
         raise ValueError(f"split must be 'test' or 'val', got {split!r}")
@@ -500,7 +408,7 @@ def evaluate_checkpoint(
 
 def summary_table(summary: pd.DataFrame, columns: Sequence[str] | None = None) -> str:
     """Markdown of :func:`evaluate_checkpoint`'s summary (``source`` / ``composite`` moved to the footer)."""
-    from .evaluation import to_markdown
+    from isfr.evaluation import to_markdown
 
     keep = [c for c in summary.columns if c not in ("source", "composite", "id_nan")] if columns is None else columns
     table = summary[list(keep)].copy()

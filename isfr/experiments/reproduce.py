@@ -9,8 +9,8 @@ import os
 import time
 from pathlib import Path
 
-from .config import PRESETS
-from .paths import NOTEBOOKS_DIR, figures_dir, shown_path
+from isfr.experiments.config import PRESETS
+from isfr.core.paths import NOTEBOOKS_DIR, figures_dir, shown_path
 
 
 def numbered_notebooks(folder: Path = NOTEBOOKS_DIR) -> list[Path]:
@@ -60,8 +60,8 @@ def reproduce(
         print(f"[isfr reproduce] {nb.name} done in {time.time() - t0:.0f} s", flush=True)
         done.append(out)
     if not only:
-        from .config import get_preset
-        from .figures import missing_outputs
+        from isfr.experiments.config import get_preset
+        from isfr.experiments.figures import missing_outputs
 
         missing = missing_outputs(figures_dir(preset), cpu_stage1=not get_preset(preset, **params["overrides"]).psp.checkpoint)
         print("[isfr reproduce] every file of figures/README.md written" if not missing else

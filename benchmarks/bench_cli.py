@@ -5,7 +5,7 @@ Usage: ``python benchmarks/bench_cli.py [--repeats N] [--out cli.md]``.
 
 Each command runs ``--repeats`` times (default 5) as a fresh process after one untimed warm-up run
 (disk cache); the table gives the minimum and the median wall time (``common.py``'s timing rule).
-``isfr --help`` must not import torch (``isfr/cli.py`` lists the preset names itself); the
+``isfr --help`` must not import torch (``isfr/apps/cli.py`` lists the preset names itself); the
 "imports torch" column checks that for each command.
 """
 
@@ -27,7 +27,7 @@ from common import env_header, markdown_table, summarize, write_out  # noqa: E40
 from isfr.core.paths import shown_path  # noqa: E402
 
 COLUMNS = ["command", "imports torch", "runs", "min s", "median s"]
-_CHECK = ("import sys\nfrom isfr import cli\ntry:\n    cli.main({argv!r})\nexcept SystemExit:\n    pass\n"
+_CHECK = ("import sys\nfrom isfr.apps import cli\ntry:\n    cli.main({argv!r})\nexcept SystemExit:\n    pass\n"
           "print('torch' in sys.modules)")
 
 
@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> None:
                          *args.note])
     print("\n" + markdown_table(rows, COLUMNS))
     p = write_out(args.out, header, [("Wall time of a fresh process", rows, COLUMNS)],
-                  ["`isfr --help` and `isfr inpaint --help` import no torch (preset names are listed in isfr/cli.py; "
+                  ["`isfr --help` and `isfr inpaint --help` import no torch (preset names are listed in isfr/apps/cli.py; "
                    "tests/test_inpaint_inputs.py checks them against isfr.experiments.config.PRESETS)."])
     print(f"\nwrote {p}")
 

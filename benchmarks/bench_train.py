@@ -39,8 +39,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (  # noqa: E402
-    env_header, loadavg, markdown_table, peak_rss_mib, reset_peak_rss, resolve_device, rss_mib, sync, write_out,
-)
+                    env_header, loadavg, markdown_table, peak_rss_mib, reset_peak_rss, resolve_device, rss_mib, sync, write_out,
+                    )
 
 STAGES = ("ifr", "sfr", "psp", "stylegan")
 STAGE_NAMES = {"ifr": "IFR + D1", "sfr": "SFR + D2 + VGG", "psp": "pSp encoder", "stylegan": "StyleGAN2 G + D"}

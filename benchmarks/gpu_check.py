@@ -37,8 +37,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (  # noqa: E402
-    REPO, autocast, env_header, peak_rss_mib, reset_peak_rss, summarize, time_calls, write_out,
-)
+                    REPO, autocast, env_header, peak_rss_mib, reset_peak_rss, summarize, time_calls, write_out,
+                    )
 
 sys.path.insert(0, str(REPO))  # a plain checkout: isfr need not be installed
 

@@ -650,7 +650,7 @@ def test_help_imports_no_torch_and_states_the_mask_threshold(capsys):
     import isfr.experiments.config
 
     assert cli.PRESETS == isfr.experiments.config.PRESETS
-    code = ("import sys\nfrom isfr import cli\ntry:\n    cli.main(['--help'])\nexcept SystemExit:\n    pass\n"
+    code = ("import sys\nfrom isfr.apps import cli\ntry:\n    cli.main(['--help'])\nexcept SystemExit:\n    pass\n"
             "assert 'torch' not in sys.modules, 'isfr --help imported torch'")
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, timeout=60)
     with pytest.raises(SystemExit):

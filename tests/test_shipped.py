@@ -11,7 +11,7 @@ import torch
 from isfr.experiments.config import get_preset
 from isfr.models.isfrnet import ISFRNet
 from isfr.models.shipped import (SHIPPED_NAME, SHIPPED_SHA256, as_stored, check_sha256, sha256_of, shipped_locations,
-                          shipped_model_path)
+                                 shipped_model_path)
 from isfr.experiments.trained import build_model
 
 REPO = Path(__file__).resolve().parents[1]

@@ -8,11 +8,11 @@ from isfr.experiments.config import get_preset
 from isfr.experiments.experiment import seed_replicates, training_record, upstream_hours
 from isfr.models.isfrnet import ISFRNet
 from isfr.experiments.runs import (TABLE1_ROWS, TABLE1_VARIANTS, VARIANTS, ablation_variants, data_tag, provenance, run_dir, run_key,
-                       stage_runs, steps_text, val_dataset, variant_preset, with_data_root)
+                                   stage_runs, steps_text, val_dataset, variant_preset, with_data_root)
 from isfr.experiments.trained import build_model, export_path, export_pipeline, load_stage1, trained_model
-from isfr.training import pipeline
+from isfr.experiments import pipeline
 from isfr.experiments.pipeline import (L1_ONLY, sfr_lr_decay, train_ifr, train_psp, train_sfr, train_stylegan,
-                                    train_variant)
+                                       train_variant)
 
 STEPS = {"schedule.stylegan_steps": 2, "schedule.psp_steps": 2, "schedule.ifr_steps": 2, "schedule.sfr_steps": 2,
          "schedule.ckpt_every": 1, "schedule.val_every": 1, "schedule.val_images": 1, "schedule.log_every": 1,

@@ -35,7 +35,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOK = REPO / "notebooks" / "07_try_it.ipynb"
-TRAIN = ("from isfr.experiments.config import get_preset; from isfr.training import pipeline as T; from isfr.experiments.trained import "
+TRAIN = ("from isfr.experiments.config import get_preset; from isfr.experiments import pipeline as T; from isfr.experiments.trained import "
          "export_pipeline; P=get_preset('smoke'); [f(P) for f in (T.train_stylegan, T.train_psp, T.train_ifr, T.train_sfr)]; "
          "print(export_pipeline(P))")
 

@@ -185,13 +185,7 @@ def _inpaint(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     ckpt = checkpoint(args.checkpoint)
-    from isfr.apps.inpaint import (
-        checkpoint_info,
-        inpaint_file,
-        inpaint_folder,
-        load_model,
-        warn_if_undertrained,
-    )
+    from isfr.apps.inpaint import checkpoint_info, inpaint_file, inpaint_folder, load_model, warn_if_undertrained
 
     info = checkpoint_info(ckpt)  # cheap: a missing or broken file is reported first
 
@@ -220,12 +214,7 @@ def _inpaint(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     ckpt = checkpoint(args.checkpoint)
     kind = _data_root(args.data_root)
-    from isfr.apps.inpaint import (
-        checkpoint_info,
-        evaluate_checkpoint,
-        summary_table,
-        warn_if_undertrained,
-    )
+    from isfr.apps.inpaint import checkpoint_info, evaluate_checkpoint, summary_table, warn_if_undertrained
 
     trained_on = (checkpoint_info(ckpt).get("data_identity") or {}).get("kind")
     if kind == "synthetic" and trained_on not in (None, "synthetic") and args.data_root != "synthetic":
@@ -341,11 +330,7 @@ def _parser() -> argparse.ArgumentParser:
 def _run(args: argparse.Namespace) -> int:
     if flags := getattr(args, "flags", None):
         flags(args)  # the checks that need no torch: a misspelt name is refused at once
-    from isfr.core.utils import (  # after parsing: no torch for --help
-        each_warning_once,
-        one_line_warnings,
-        thread_policy,
-    )
+    from isfr.core.utils import each_warning_once, one_line_warnings, thread_policy  # after parsing: no torch for --help
 
     one_line_warnings()
     thread_policy()

@@ -59,14 +59,7 @@ import pandas as pd
 import torch
 from PIL import Image
 
-from isfr.apps.photos import (
-    FORMATS,
-    OUTPUT_NAME,
-    check_output,
-    read_hole_mask,
-    read_photo_as_viewed,
-    save_photo,
-)
+from isfr.apps.photos import FORMATS, OUTPUT_NAME, check_output, read_hole_mask, read_photo_as_viewed, save_photo
 from isfr.core.utils import atomic_path, error_line
 from isfr.data.folder import IMAGE_EXTENSIONS
 from isfr.data.images import image_to_tensor, tensor_to_image, to_square

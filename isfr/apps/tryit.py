@@ -238,10 +238,7 @@ class TryResult:
 
 def face_box_for(preprocess: str) -> tuple[float, float, float, float]:
     """The identity metric's fixed face box for faces framed by ``preprocess`` (:mod:`isfr.evaluation.metrics`)."""
-    from isfr.evaluation.metrics import (
-        CELEBA_CENTER_CROP_FACE_BOX,
-        CELEBA_RESIZE_FACE_BOX,
-    )
+    from isfr.evaluation.metrics import CELEBA_CENTER_CROP_FACE_BOX, CELEBA_RESIZE_FACE_BOX
 
     return CELEBA_RESIZE_FACE_BOX if preprocess == "resize" else CELEBA_CENTER_CROP_FACE_BOX
 

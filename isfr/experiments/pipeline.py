@@ -20,8 +20,8 @@ from isfr.losses import LossConfig
 from isfr.models.isfrnet import ISFRNet
 from isfr.models.stylegan2 import Discriminator
 from isfr.experiments.runs import (Budget, Variant, ablation_variants, as_variant, best_checkpoint, data_config, run_config,
-                       run_dir, schedule_status, stage_runs, uses_pretrained_stage1, val_batches, variant_preset,
-                       with_data_root)
+                                   run_dir, schedule_status, stage_runs, uses_pretrained_stage1, val_batches, variant_preset,
+                                   with_data_root)
 from isfr.experiments.trained import build_disc, build_model, build_unet, load_stage1, trained_model
 from isfr.core.utils import seeded
 

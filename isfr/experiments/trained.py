@@ -15,8 +15,8 @@ from isfr.models.isfrnet import ISFRNet, ISFRNetConfig
 from isfr.models.unet import UNet
 from isfr.core.paths import REPO_ROOT, portable, runs_dir
 from isfr.experiments.runs import (Budget, Variant, as_variant, best_checkpoint, data_config, data_tag, run_key, schedule_status,
-                       stage_runs, steps_text, uses_pretrained_stage1, variant_preset, weights_identity,
-                       with_data_root)
+                                   stage_runs, steps_text, uses_pretrained_stage1, variant_preset, weights_identity,
+                                   with_data_root)
 from isfr.models.shipped import STORED_DTYPE, as_stored
 from isfr.core.utils import seeded
 

@@ -7,15 +7,7 @@ from __future__ import annotations
 
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import (
-    Any,
-    Callable,
-    Iterable,
-    Literal,
-    Mapping,
-    Protocol,
-    runtime_checkable,
-)
+from typing import Any, Callable, Iterable, Literal, Mapping, Protocol, runtime_checkable
 
 import torch
 from torch import nn

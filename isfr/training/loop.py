@@ -24,16 +24,8 @@ from tqdm.auto import tqdm
 from isfr.core.paths import shown_path
 from isfr.core.utils import seed_everything
 from isfr.training import distributed as D
-from isfr.training.checkpoint import (
-    check_checkpoint,
-    find_latest_checkpoint,
-)
-from isfr.training.context import (
-    Stage,
-    StepContext,
-    TrainLoopConfig,
-    ValBatches,
-)
+from isfr.training.checkpoint import check_checkpoint, find_latest_checkpoint
+from isfr.training.context import Stage, StepContext, TrainLoopConfig, ValBatches
 from isfr.training.lock import run_lock
 from isfr.training.logs import RunLogs, fmt_loss
 from isfr.training.progress import active as active_progress

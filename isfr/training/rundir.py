@@ -13,10 +13,7 @@ from typing import Any
 
 from isfr.core.paths import portable, shown_path
 from isfr.core.utils import atomic_write_json, git_commit, hardware
-from isfr.training.checkpoint import (
-    config_diff,
-    to_plain,
-)
+from isfr.training.checkpoint import config_diff, to_plain
 from isfr.training.context import TrainLoopConfig
 from isfr.training.run import Run
 

@@ -12,7 +12,7 @@ from isfr.evaluation.baselines import isfrnet_method
 from isfr.experiments.config import Preset, get_preset
 from isfr.evaluation import evaluate, write_table
 from isfr.experiments.runs import (UNET_ROW, VARIANTS, Budget, Variant, ablation_variants, as_variant, best_checkpoint, data_tag,
-                                   kept_step, preset_overrides, provenance, run_dir, stage1_runs, stage_runs, steps_text,
+                                   kept_step, preset_overrides, provenance, record_dir, run_dir, stage1_runs, stage_runs, steps_text,
                                    unet_steps_text, with_data_root)
 from isfr.experiments.trained import trained_model
 from isfr.experiments.pipeline import train_psp, train_stylegan, train_variant
@@ -89,6 +89,36 @@ FINAL_SOURCES = {"val": ("val_isfrnet_vs_biharmonic.csv", "val_unet_head_to_head
 FINAL_CELLS = [(m, r) for m in ("psnr", "ssim") for r in ("20-40", "40-60")]
 
 
+def unet_scores(preset: Preset, dataset: Any, committed: str | Path, *, root: Any = None,
+                metric_models: Any = None) -> pd.DataFrame:
+    """The learned U-Net's per-image scores on ``dataset`` (rows named :data:`UNET_ROW`): scored from its run when
+    the run's checkpoint is there; where it is gone (run folders do not move between machines), taken from
+    ``committed``, the per-image file an earlier scoring wrote, for exactly the same pairs, their ``source``
+    saying so. A pair missing there is an error naming the file."""
+    from isfr.evaluation.baselines import unet_method
+    from isfr.experiments.trained import trained_unet
+
+    try:
+        net = trained_unet(preset)
+    except FileNotFoundError:
+        net = None
+    if net is not None:
+        return evaluate(unet_method(net), dataset, name=UNET_ROW, metric_models=metric_models, progress=False,
+                        source=provenance(preset, root, unet_steps_text(preset)))
+    committed = Path(committed)
+    old = pd.read_csv(committed) if committed.is_file() else pd.DataFrame(columns=["method"])
+    old = old[old["method"] == UNET_ROW]
+    pairs = dataset.manifest[["image", "mask"]].rename(columns={"image": "name", "mask": "mask_name"})
+    rows = pairs.merge(old, on=["name", "mask_name"], how="left", validate="one_to_one")
+    if "psnr" not in rows or rows["psnr"].isna().any():
+        raise FileNotFoundError(f"the U-Net's checkpoint is not in {run_dir(preset, 'unet')} and {committed} lacks its "
+                                "scores for some of these pairs: train it (`isfr train --preset "
+                                f"{preset.name}`, notebook 05) or restore the file")
+    rows["source"] = rows["source"].astype(str) + (f"; reused from {committed.name}: the U-Net's checkpoint is not "
+                                                    "kept, its per-image scores of that run are")
+    return rows[old.columns]
+
+
 def _duels_rows(path: Path) -> pd.DataFrame:
     """A head-to-head csv in :func:`isfr.evaluation.duels`' columns (``ours``, ``baseline``, ``<m> ours`` ...);
     a single :func:`isfr.evaluation.head_to_head` (``<m> ISFRNet``, ``<m> biharmonic``) is read as ISFRNet against
@@ -138,7 +168,7 @@ def final_table(preset: Preset, out: str | Path) -> pd.DataFrame:
     rows = []
     for (model, split), d in duels_.groupby(["ours", "split"], sort=False):
         names, scored, steps = runs.get(model, ([], [], ""))
-        rec = record([run_dir(preset, n) for n in names])
+        rec = record([record_dir(preset, n) for n in names])
         complete = len(rec) == len(names) > 0
         row = {"model": model, "split": split, "preset": preset.name, "data": data_tag(preset),
                "resolution": preset.data.resolution, "steps": steps, "checkpoints": ", ".join(_kept(preset, n) for n in scored),

@@ -277,9 +277,19 @@ def best_checkpoint(preset: Preset, run: str) -> dict:
     return ckpt
 
 
+def record_dir(preset: Preset, run: str) -> Path:
+    """The folder holding a run's records (``config.json``, ``done.json``, the logs): its run folder, or, where that
+    is gone (run folders do not move between machines), the copy of its records committed under
+    ``figures/<preset>/training_logs/<run>/`` (``tools/copy_run_logs.py``)."""
+    folder = run_dir(preset, run)
+    committed = REPO_ROOT / "figures" / preset.name / "training_logs" / folder.name
+    return committed if not (folder / "done.json").is_file() and (committed / "done.json").is_file() else folder
+
+
 def kept_step(preset: Preset, run: str) -> int | None:
-    """Step of the checkpoint a finished run keeps (its best on val), from its ``done.json``; None if unknown."""
-    done = read_done(run_dir(preset, run)) or {}
+    """Step of the checkpoint a finished run keeps (its best on val), from its ``done.json`` (:func:`record_dir`);
+    None if unknown."""
+    done = read_done(record_dir(preset, run)) or {}
     best = done.get("best") if done.get("best_checkpoint") else None
     return int(best["step"]) if isinstance(best, dict) and "step" in best else None
 

@@ -17,11 +17,12 @@ def test_a_run_folder_that_is_gone_is_read_from_its_committed_records(tmp_path, 
     monkeypatch.setenv("ISFR_RUNS_DIR", str(tmp_path))
     P = get_preset("small")
     assert record_dir(P, "unet").parts[-4:] == ("figures", "small", "training_logs", "unet")
-    assert kept_step(P, "unet") == 38500  # the U-Net's val-best step, as docs/results.md's final table says
+    assert kept_step(P, "unet", committed=True) == 38500  # the U-Net's val-best step, as docs/results.md says
+    assert kept_step(P, "unet") is None  # by default only a run folder counts: nothing trained here yet
     assert record_dir(P, "no_such_run") == run_dir(P, "no_such_run")  # nothing committed: the run folder
     (run_dir(P, "unet")).mkdir(parents=True)
     (run_dir(P, "unet") / "done.json").write_text('{"step": 5, "best": {"step": 4}, "best_checkpoint": "x"}')
-    assert record_dir(P, "unet") == run_dir(P, "unet") and kept_step(P, "unet") == 4  # a run folder wins
+    assert record_dir(P, "unet") == run_dir(P, "unet") and kept_step(P, "unet", committed=True) == 4  # a run folder wins
 
 
 def _dataset(pairs):

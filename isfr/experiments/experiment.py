@@ -131,7 +131,7 @@ def _duels_rows(path: Path) -> pd.DataFrame:
 
 
 def _kept(preset: Preset, run: str) -> str:
-    step = kept_step(preset, run)
+    step = kept_step(preset, run, committed=True)
     return f"{run} step {step:,}" if step is not None else f"{run} (not finished)"
 
 

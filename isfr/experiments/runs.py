@@ -286,10 +286,11 @@ def record_dir(preset: Preset, run: str) -> Path:
     return committed if not (folder / "done.json").is_file() and (committed / "done.json").is_file() else folder
 
 
-def kept_step(preset: Preset, run: str) -> int | None:
-    """Step of the checkpoint a finished run keeps (its best on val), from its ``done.json`` (:func:`record_dir`);
-    None if unknown."""
-    done = read_done(record_dir(preset, run)) or {}
+def kept_step(preset: Preset, run: str, committed: bool = False) -> int | None:
+    """Step of the checkpoint a finished run keeps (its best on val), from its ``done.json``; None if unknown.
+    ``committed``: where the run folder is gone, from the run's committed records (:func:`record_dir`), for a run
+    whose committed scores are reused (the learned U-Net's in notebook 06)."""
+    done = read_done(record_dir(preset, run) if committed else run_dir(preset, run)) or {}
     best = done.get("best") if done.get("best_checkpoint") else None
     return int(best["step"]) if isinstance(best, dict) and "step" in best else None
 
@@ -331,7 +332,7 @@ UNET_ROW = "U-Net, L1, equal CPU-hours (ours)"
 
 def unet_steps_text(preset: Preset) -> str:
     """``"U-Net 20 steps (batch 4), val-best checkpoint 15"``: the learned baseline's provenance."""
-    kept = kept_step(preset, "unet")
+    kept = kept_step(preset, "unet", committed=True)
     s = preset.schedule
     return f"U-Net {s.unet_steps} steps (batch {s.batch_size})" + (
         f", val-best checkpoint {kept}" if kept not in (None, s.unet_steps) else "")

@@ -11,9 +11,9 @@ import pandas as pd
 from isfr.evaluation.baselines import isfrnet_method
 from isfr.experiments.config import Preset, get_preset
 from isfr.evaluation import evaluate, write_table
-from isfr.experiments.runs import (UNET_ROW, VARIANTS, Budget, Variant, ablation_variants, as_variant, best_checkpoint, data_tag,
-                                   kept_step, preset_overrides, provenance, record_dir, run_dir, stage1_runs, stage_runs, steps_text,
-                                   unet_steps_text, with_data_root)
+from isfr.experiments.runs import (UNET_ROW, VARIANTS, Budget, Variant, ablation_variants, as_variant, best_checkpoint,
+                                   data_tag, kept_step, preset_overrides, provenance, record_dir, run_dir, stage1_runs,
+                                   stage_runs, steps_text, unet_steps_text, with_data_root)
 from isfr.experiments.trained import trained_model
 from isfr.experiments.pipeline import train_psp, train_stylegan, train_variant
 from isfr.training.record import run_summary

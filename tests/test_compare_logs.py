@@ -25,5 +25,9 @@ def test_it_names_the_first_differing_step_and_ignores_the_clock(tmp_path):
     assert abs(r["first_rel"] - 0.1) < 1e-9 and r["same_lr"]
     text = tool.report(new, old, ["ifr", "sfr"])
     assert "| ifr | 3 (to step 75) | 50 | 1.0e-01 (loss) |" in text and "| sfr | not in both |" in text
+    for folder, scores in ((old, "25.0\n22.0"), (new, "24.0\n26.0")):
+        (folder / "ifr" / "val_log.csv").write_text(f"step,is_best,val_score\n25,1,{scores.splitlines()[0]}\n"
+                                                    f"75,0,{scores.splitlines()[1]}\n")
+    assert tool.compare_stage(new / "ifr", old / "ifr")["val_best"] == (26.0, 75, 25.0, 25)
     same = tool.compare_stage(old / "ifr", old / "ifr")
     assert same["first_differs"] is None and same["max_window_drift"] == 0.0

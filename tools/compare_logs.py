@@ -47,9 +47,8 @@ def compare_stage(new: Path, old: Path) -> dict:
     vals = [p / "val_log.csv" for p in (new, old)]
     if all(v.is_file() for v in vals):
         va, vb = (pd.read_csv(v) for v in vals)
-        score = next(c for c in va.columns if c != "step" and c in vb.columns and "psnr" in c.lower()) \
-            if any("psnr" in c.lower() for c in va.columns) else None
-        if score:
+        score = "val_score"  # the composited PSNR on the checkpoint-selection pairs (isfr.training's val log)
+        if score in va.columns and score in vb.columns:
             out["val_best"] = (float(va[score].max()), int(va.loc[va[score].idxmax(), "step"]),
                                float(vb[score].max()), int(vb.loc[vb[score].idxmax(), "step"]))
     return out

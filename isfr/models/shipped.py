@@ -8,7 +8,6 @@ weights such a file gives back, so that what the tables score is what ships. It 
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import sys
 from pathlib import Path
@@ -17,6 +16,7 @@ import torch
 import torch.nn as nn
 
 from isfr.core.paths import REPO_ROOT
+from isfr.models.pretrained import sha256_file
 
 SHIPPED_NAME = "isfrnet_small.pt"
 #: sha256 of ``weights/isfrnet_small.pt``; the model card states the same value (a test checks both).
@@ -32,12 +32,7 @@ def shipped_locations() -> list[Path]:
                                            Path(sys.prefix) / "share" / "isfr" / "weights" / SHIPPED_NAME]
 
 
-def sha256_of(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+sha256_of = sha256_file  # the pretrained files' hash (hashed once per path, size and modification time)
 
 
 def check_sha256(path: str | os.PathLike, expected: str) -> None:

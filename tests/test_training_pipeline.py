@@ -114,6 +114,23 @@ def test_export_gives_the_same_outputs_as_the_stage_checkpoints(trained, tmp_pat
         assert not torch.equal(exact(image, mask)["composite"], b(image, mask)["composite"])
 
 
+def test_export_of_an_unfinished_run_warns_in_one_line_and_records_it(trained, tmp_path, monkeypatch):
+    import os
+    import shutil
+
+    P, _, _, _ = trained
+    copy = tmp_path / "runs"
+    shutil.copytree(os.environ["ISFR_RUNS_DIR"], copy)
+    monkeypatch.setenv("ISFR_RUNS_DIR", str(copy))
+    (run_dir(P, "sfr") / "done.json").unlink()  # as while the SFR still trains
+    with pytest.warns(RuntimeWarning, match=r"unfinished model \(sfr: best checkpoint so far step [12] of 2\)") as record:
+        path = export_pipeline(P, "full", tmp_path / "isfrnet.pt")
+    assert len([w for w in record if "unfinished" in str(w.message)]) == 1
+    assert "isfr train --preset smoke" in str(record[0].message) and "\n" not in str(record[0].message)
+    schedule = torch.load(path, map_location="cpu", weights_only=True)["schedule"]
+    assert not schedule["sfr"]["finished"] and schedule["sfr"]["total_steps"] == 2 and schedule["ifr"]["finished"]
+
+
 def test_variants_map_to_the_ablations_of_table_1():
     v = VARIANTS
     assert not v["psp_ifr"].use_sfr and not v["psp_ifr"].ifr_mask_constraint  # section 4.2.1

@@ -105,9 +105,15 @@ def export_pipeline(preset: Preset, variant: Variant | str = "full", path: str |
     steps of every stage and whether each run finished (``schedule``: :func:`schedule_status`)."""
     v, preset = as_variant(variant), with_data_root(preset, data_root)
     path = Path(path) if path else export_path(preset, v)
+    schedule = schedule_status(preset, v)
+    unfinished = [f"{run}: best checkpoint so far step {r['step']:,} of {r['total_steps']:,}" for run, r in schedule.items() if not r["finished"]]
+    if unfinished:
+        warnings.warn(f"exporting an unfinished model ({'; '.join(unfinished)}): resume its training "
+                      f"(`isfr train --preset {preset.name}`) and export again for the finished one",
+                      RuntimeWarning, stacklevel=2)
     trained_model(preset, v).save(path, stored_dtype=STORED_DTYPE, preset=preset.name, variant=v.name,
                                   preset_config=portable(preset.to_dict()),
                                   data_identity=data_identity(data_config(preset)).as_dict(),
                                   weights_identity=weights_identity(preset), run_key=run_key(preset),
-                                  steps=steps_text(preset, v), schedule=schedule_status(preset, v))
+                                  steps=steps_text(preset, v), schedule=schedule)
     return path

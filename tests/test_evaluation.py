@@ -341,6 +341,24 @@ def test_duels_put_each_pair_in_one_table(eval_ds):
     assert d.loc[0, "psnr better"] and not d.loc[1, "psnr better"]
 
 
+def test_worst_pairs_are_where_ours_trails_most_within_the_ranges():
+    rows = [  # (image, mask, bucket, paper range, ours, baseline): ours - baseline = -3, +1, -1, -9 (out of range), -2
+        ("a.jpg", "1.png", "20-30", "20-40", 20.0, 23.0), ("b.jpg", "2.png", "30-40", "20-40", 25.0, 24.0),
+        ("c.jpg", "3.png", "40-50", "40-60", 21.0, 22.0), ("d.jpg", "4.png", "0-10", "", 30.0, 39.0),
+        ("e.jpg", "5.png", "50-60", "40-60", 18.0, 20.0)]
+    df = pd.DataFrame([{"method": m, "name": r[0], "mask_name": r[1], "bucket": r[2], "paper_range": r[3], "psnr": v,
+                        "l1": -v} for r in rows for m, v in (("ours", r[4]), ("base", r[5]))])
+    manifest = pd.DataFrame({"image": ["e.jpg", "a.jpg", "b.jpg", "c.jpg", "d.jpg"],
+                             "mask": ["5.png", "1.png", "2.png", "3.png", "4.png"]})
+    w = E.worst_pairs(df, "ours", "base", manifest, n=2)
+    assert list(w["name"]) == ["a.jpg", "e.jpg"] and list(w["diff"]) == [-3.0, -2.0]
+    assert list(w["index"]) == [1, 0]  # rows of the manifest
+    w = E.worst_pairs(df, "ours", "base", manifest, metric="l1", n=1)  # lower is better: ours' l1 - base's l1 = +3
+    assert list(w["name"]) == ["a.jpg"] and list(w["diff"]) == [3.0]
+    with pytest.raises(ValueError, match="no pairs"):
+        E.worst_pairs(df, "ours", "nobody", manifest)
+
+
 def test_write_duels_writes_the_table_its_ci_and_source(eval_ds, tmp_path):
     a = E.evaluate(biharmonic, eval_ds, name="biharmonic", progress=False)
     b = E.evaluate(mean_fill, eval_ds, name="mean_fill", progress=False)

@@ -193,6 +193,24 @@ def duels(df: pd.DataFrame, pairs: Sequence[tuple[str, str]], **kw: Any) -> pd.D
     return out
 
 
+def worst_pairs(df: pd.DataFrame, ours: str, baseline: str, manifest: pd.DataFrame, metric: str = "psnr",
+                n: int = 3, ranges: Sequence[str] = ("20-40", "40-60")) -> pd.DataFrame:
+    """The ``n`` pairs of the paper's ``ranges`` on which ``ours`` trails ``baseline`` most on ``metric`` (the
+    model card's failure cases): ``name``, ``mask_name``, ``bucket``, both scores, ``diff`` (``ours - baseline``,
+    worst first) and ``index``, the pair's row in ``manifest`` (an evaluation set's, columns ``image``, ``mask``)."""
+    key = ["name", "mask_name"]
+    a, b = (df[(df["method"] == m) & df["paper_range"].isin(ranges)] for m in (ours, baseline))
+    pairs = a[key + ["bucket", metric]].merge(b[key + [metric]], on=key, suffixes=("", "_base"))
+    if pairs.empty:
+        raise ValueError(f"worst_pairs: no pairs of {ours!r} and {baseline!r} in the ranges {list(ranges)}")
+    sign = 1 if better(metric) == "higher" else -1
+    pairs["diff"] = pairs[metric] - pairs[f"{metric}_base"]
+    pairs = pairs.sort_values("diff", ascending=sign > 0, kind="stable").head(n)
+    index = {(r.image, r.mask): i for i, r in enumerate(manifest[["image", "mask"]].itertuples(index=False))}
+    pairs["index"] = [index[(r.name, r.mask_name)] for r in pairs.itertuples(index=False)]
+    return pairs.reset_index(drop=True)
+
+
 def better(metric: str) -> str:
     """``"higher"`` or ``"lower"``: which way ``metric`` improves (section 4.1)."""
     return "higher" if _HIGHER_IS_BETTER[metric] else "lower"

@@ -239,6 +239,21 @@ def test_training_record_lists_the_trained_runs(trained):
     assert (rec["train_hours"] > 0).all() and (rec["hardware"] == hardware()).all()
 
 
+def test_training_record_reads_a_gone_run_from_its_committed_records(trained, tmp_path, monkeypatch):
+    import shutil
+
+    import isfr.experiments.runs as runs_mod
+
+    P, _, _, _ = trained
+    ablation = stage_runs(P, "psp_ifr", "ablation")["ifr"][0]  # never trained here: no run folder
+    committed = tmp_path / "figures" / P.name / "training_logs" / run_dir(P, ablation).name
+    shutil.copytree(run_dir(P, "ifr"), committed, ignore=shutil.ignore_patterns("checkpoints"))
+    monkeypatch.setattr(runs_mod, "REPO_ROOT", tmp_path)
+    rec = training_record(P)
+    assert list(rec["run"])[-1] == run_dir(P, ablation).name and len(rec) == 5
+    assert rec.iloc[-1]["steps"] == 2 and rec.iloc[-1]["finished"]
+
+
 def test_train_seconds_adds_the_segments_of_a_resumed_run():
     import pandas as pd
 

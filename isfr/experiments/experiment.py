@@ -22,12 +22,13 @@ from isfr.training.record import training_record as record
 
 def training_record(preset: Preset, variants: list[str] | None = None) -> pd.DataFrame:
     """:func:`isfr.training.record.training_record` of every run of the preset: stage 1, the main
-    model, then the ablation runs of ``variants`` (default :func:`ablation_variants`), each once."""
+    model, then the ablation runs of ``variants`` (default :func:`ablation_variants`), each once; a run whose
+    folder is gone or unfinished is read from its committed records where those finished (:func:`record_dir`)."""
     names = stage1_runs(preset) + (["unet"] if preset.schedule.unet_steps else [])
     for v, budget in [("full", "main")] + [(v, "ablation") for v in (variants or ablation_variants(preset))]:
         runs = stage_runs(preset, v, budget)
         names += [runs[k][0] for k, use in (("ifr", VARIANTS[v].use_ifr), ("sfr", VARIANTS[v].use_sfr)) if use]
-    return record([run_dir(preset, n) for n in dict.fromkeys(names)])
+    return record([record_dir(preset, n) for n in dict.fromkeys(names)])
 
 
 def upstream_hours(preset: Preset, variant: Variant | str = "full", budget: Budget = "main") -> float:

@@ -30,6 +30,27 @@ def test_copy_run_logs_copies_records_never_checkpoints(tmp_path):
         tool.copy_run_logs(tmp_path / "nothing", dest)
 
 
+def test_copied_records_name_no_machine_path(tmp_path, monkeypatch):
+    import json
+
+    tool = _tool("copy_run_logs")
+    runs = tmp_path / "runs"
+    monkeypatch.setenv("ISFR_RUNS_DIR", str(runs))
+    run = runs / "small" / "celeba-1234abcd" / "ifr"
+    run.mkdir(parents=True)
+    (run / "train_log.csv").write_text("step,loss\n25,1.0\n")
+    (run / "done.json").write_text(json.dumps({"step": 3000, "best_checkpoint": str(run / "checkpoints" / "best.pt")}))
+    log = tmp_path / "ship.log"
+    log.write_text(f"exported the full model: {runs}/small/celeba-1234abcd/isfrnet_full.pt\n")
+    dest = tmp_path / "out"
+    tool.copy_run_logs(run.parent, dest, [log])
+    assert json.loads((dest / "ifr" / "done.json").read_text()) == {
+        "step": 3000, "best_checkpoint": "$ISFR_RUNS_DIR/small/celeba-1234abcd/ifr/checkpoints/best.pt"}
+    assert (dest / "ship.log").read_text() == (
+        "exported the full model: $ISFR_RUNS_DIR/small/celeba-1234abcd/isfrnet_full.pt\n")
+    assert str(tmp_path) not in "".join(p.read_text() for p in dest.rglob("*") if p.is_file())
+
+
 def test_readme_tables_print_the_csv_values_with_their_cis(tmp_path):
     tool = _tool("readme_tables")
     cols = {"method": ["ISFRNet", "LGNet"], "PSNR 20-40 (ours)": [26.583, None], "PSNR 20-40 (ours)_lo": [26.441, None],

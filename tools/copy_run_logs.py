@@ -3,7 +3,9 @@
 For every run folder below ``RUNS`` (e.g. ``$ISFR_RUNS_DIR/small/celeba-cb8b8849``) that holds a
 ``train_log.csv``, its ``config.json``, ``done.json``, ``train_log.csv`` and ``val_log.csv`` (those that exist)
 go to ``DEST/<run>/``; ``--extra`` files (the training processes' own output, e.g. ``main_chain.log``) go to
-``DEST/``. Each file is written atomically; rerun it to refresh a snapshot of runs still in flight.
+``DEST/``. Machine paths in them become the variable they came from (``$ISFR_RUNS_DIR``, ``$ISFR_DATA_ROOT``:
+``isfr.core.paths.portable`` for the JSON records, ``portable_text`` for the rest), as the records that code writes
+today name them. Each file is written atomically; rerun it to refresh a snapshot of runs still in flight.
 
 Usage: ``python tools/copy_run_logs.py RUNS DEST [--extra FILE ...]``, e.g.
 ``python tools/copy_run_logs.py "$ISFR_RUNS_DIR/small/celeba-cb8b8849" figures/small/training_logs
@@ -12,8 +14,10 @@ Usage: ``python tools/copy_run_logs.py RUNS DEST [--extra FILE ...]``, e.g.
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
+from isfr.core.paths import portable, portable_text
 from isfr.core.utils import atomic_write_bytes
 
 RECORDS = ("config.json", "done.json", "train_log.csv", "val_log.csv")
@@ -29,7 +33,9 @@ def copy_run_logs(runs: Path, dest: Path, extra: list[Path] | tuple[Path, ...] =
     pairs += [(Path(f), dest / Path(f).name) for f in extra]
     for src, out in pairs:
         out.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(src.read_bytes(), out)
+        text = src.read_text(encoding="utf-8")
+        text = json.dumps(portable(json.loads(text)), indent=2) + "\n" if src.suffix == ".json" else portable_text(text)
+        atomic_write_bytes(text.encode("utf-8"), out)
         written.append(out)
     return written
 

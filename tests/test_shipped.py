@@ -114,3 +114,23 @@ def test_the_shipped_model_scores_what_the_committed_val_rows_say(data_root):
         want = committed.loc[(r.name, r.mask_name)]
         assert abs(r.psnr - want["psnr"]) <= 0.02, f"{r.name} {r.mask_name}: {r.psnr:.3f} dB vs {want['psnr']:.3f}"
         assert abs(r.ssim - want["ssim"]) <= 0.001
+
+
+@pytest.mark.slow
+def test_a_wheel_carries_the_shipped_model_where_a_non_editable_install_looks(tmp_path):
+    """``pip install .`` installs the file under ``<prefix>/share/isfr/weights/``, the last place
+    :func:`shipped_locations` looks (pyproject's ``[tool.setuptools.data-files]``)."""
+    import subprocess
+    import sys
+    import zipfile
+
+    path = REPO / "weights" / SHIPPED_NAME
+    if not path.is_file():
+        pytest.skip(f"weights/{SHIPPED_NAME} is not committed yet")
+    proc = subprocess.run([sys.executable, "-m", "pip", "wheel", str(REPO), "--no-deps", "--no-build-isolation",
+                           "-w", str(tmp_path), "-q"], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (wheel,) = tmp_path.glob("isfr-*.whl")
+    entries = {i.filename: i.file_size for i in zipfile.ZipFile(wheel).infolist()}
+    inside = [name for name in entries if name.endswith(f".data/data/share/isfr/weights/{SHIPPED_NAME}")]
+    assert len(inside) == 1 and entries[inside[0]] == path.stat().st_size

@@ -1,21 +1,24 @@
 """Screenshot of notebook 07 in JupyterLab: a stroke painted with the mouse, Run pressed, the result.
 
     nice -n 19 env OMP_NUM_THREADS=1 .venv/bin/python tools/screenshot_tryit.py [--out docs/try_it.png]
-        [--runs-dir DIR] [--timeout 900]
+        [--preset small] [--data-root DIR] [--checkpoint FILE] [--runs-dir DIR] [--timeout 900]
 
 What it does (every wait bounded, everything started is stopped at the end, also on errors):
 
-1. Needs the exported smoke model: ``--runs-dir`` is used as ``ISFR_RUNS_DIR`` (default: a temporary
-   folder); when it holds no ``smoke`` export yet, the four smoke stages are trained there on the
-   synthetic faces (``ISFR_DATA_ROOT`` unset; about a minute on a free CPU) and exported.
-2. Copies ``notebooks/07_try_it.ipynb`` to a temporary folder (the repository's notebook is never
-   opened, so never autosaved with outputs) and starts JupyterLab headless on 127.0.0.1, a free
-   port, a random token, with its own config / runtime / workspace folders, the same
-   ``ISFR_RUNS_DIR`` / ``ISFR_FIGURES_DIR`` in its environment.
+1. The model: at ``--preset small`` (the default) the shipped model (or ``--checkpoint``) on the real val faces
+   of ``--data-root`` (default ``$ISFR_DATA_ROOT``; required). At ``--preset smoke`` the exported smoke model:
+   ``--runs-dir`` is used as ``ISFR_RUNS_DIR`` (default: a temporary folder); when it holds no ``smoke``
+   export yet, the four smoke stages are trained there on the synthetic faces (about a minute) and exported.
+2. Copies ``notebooks/07_try_it.ipynb`` to a temporary folder with its parameters cell set to that preset, data
+   root and checkpoint (the repository's notebook is never opened, so never autosaved with outputs) and starts
+   JupyterLab headless on 127.0.0.1, a free port, a random token, with its own config / runtime / workspace
+   folders, the same ``ISFR_RUNS_DIR`` / ``ISFR_FIGURES_DIR`` in its environment.
 3. Headless Chromium (Debian packages ``chromium`` + ``chromium-driver``, driven by selenium:
    ``pip install -e .[screenshot]``) opens the notebook, runs all cells, draws one stroke across the
    face on the ipycanvas with real mouse events (ActionChains), clicks Run, waits for the figure and
    saves a screenshot of the widget to ``--out``.
+
+Run it on a clean commit: the widget's provenance line names the commit (``-dirty`` on a changed tree).
 """
 from __future__ import annotations
 
@@ -65,11 +68,31 @@ def wait_for(what: str, check, timeout: float, every: float = 0.5):
     raise TimeoutError(f"gave up waiting for {what} after {timeout:.0f}s" + (f" (last error: {last})" if last else ""))
 
 
-def base_env(runs: Path, figures: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("ISFR_DATA_ROOT", "PYTEST_CURRENT_TEST", "ISFR_HEADLESS")}  # synthetic faces; widgets on
+def base_env(runs: Path, figures: Path, data_root: Path | None) -> dict[str, str]:
+    """The environment of the training and of JupyterLab: widgets on; the data root, or none (synthetic faces)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("ISFR_DATA_ROOT", "PYTEST_CURRENT_TEST", "ISFR_HEADLESS")}
     env.update(ISFR_RUNS_DIR=str(runs), ISFR_FIGURES_DIR=str(figures), OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    if data_root is not None:
+        env["ISFR_DATA_ROOT"] = str(data_root)
     return env
+
+
+def notebook_copy(dest: Path, preset: str, data_root: Path | None, checkpoint: str) -> Path:
+    """``notebooks/07_try_it.ipynb`` written to ``dest`` with its parameters cell set to ``preset``, ``data_root``
+    and ``checkpoint`` (each line ``name = ...`` of that cell replaced; a missing one is an error)."""
+    nb = json.loads(NOTEBOOK.read_text(encoding="utf-8"))
+    cell = next(c for c in nb["cells"] if "parameters" in c.get("metadata", {}).get("tags", []))
+    values = {"preset": preset, "data_root": str(data_root or ""), "checkpoint": checkpoint}
+    lines = cell["source"] if isinstance(cell["source"], list) else cell["source"].splitlines(keepends=True)
+    for name, value in values.items():
+        i = next((i for i, line in enumerate(lines) if line.startswith(f"{name} =")), None)
+        if i is None:
+            raise RuntimeError(f"{NOTEBOOK.name}: no `{name} = ...` line in the parameters cell")
+        lines[i] = f"{name} = {value!r}\n"
+    cell["source"] = lines
+    path = dest / NOTEBOOK.name
+    path.write_text(json.dumps(nb, indent=1), encoding="utf-8")
+    return path
 
 
 def ensure_model(env: dict[str, str], timeout: float) -> Path:
@@ -209,12 +232,21 @@ def screenshot(url: str, out: Path, timeout: float, width: int, height: int) -> 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", type=Path, default=REPO / "docs" / "try_it.png")
+    ap.add_argument("--preset", choices=("small", "smoke"), default="small",
+                    help="small: the shipped model on real val faces; smoke: a smoke model on synthetic faces")
+    ap.add_argument("--data-root", type=Path, default=os.environ.get("ISFR_DATA_ROOT") or None,
+                    help="the real faces at --preset small (default: $ISFR_DATA_ROOT)")
+    ap.add_argument("--checkpoint", default="", help="a model file (default: the shipped model at small, the "
+                                                     "smoke export at smoke)")
     ap.add_argument("--runs-dir", type=Path, default=None, help="ISFR_RUNS_DIR holding (or to receive) the smoke "
                                                                 "export; default: a temporary folder")
     ap.add_argument("--timeout", type=float, default=900, help="overall bound per step, seconds")
     ap.add_argument("--size", default="1400x1700", help="browser window, WIDTHxHEIGHT")
     ap.add_argument("--keep", action="store_true", help="keep the temporary folder (logs)")
     args = ap.parse_args(argv)
+    if args.preset == "small" and not (args.data_root and (Path(args.data_root) / "celeba").is_dir()):
+        ap.error("--preset small shows real val faces: give --data-root (or set ISFR_DATA_ROOT) to the folder holding "
+                 "celeba/ and nvidia_irregular_masks/, or use --preset smoke")
     try:
         os.nice(19)  # never slow down training running beside us
     except OSError:
@@ -222,12 +254,15 @@ def main(argv: list[str] | None = None) -> int:
     width, height = (int(v) for v in args.size.split("x"))
     work = Path(tempfile.mkdtemp(prefix="isfr_tryit_"))
     runs = args.runs_dir.resolve() if args.runs_dir else work / "runs"
-    env = base_env(runs, work / "figures")
+    data_root = Path(args.data_root).resolve() if args.preset == "small" else None
+    env = base_env(runs, work / "figures", data_root)
     lab = None
     try:
-        ensure_model(env, args.timeout)
+        if args.preset == "smoke":
+            ensure_model(env, args.timeout)
         (work / "nb").mkdir()
-        shutil.copy2(NOTEBOOK, work / "nb" / NOTEBOOK.name)
+        notebook_copy(work / "nb", args.preset, data_root,
+                      str(Path(args.checkpoint).resolve()) if args.checkpoint else "")
         port, token = free_port(), secrets.token_hex(16)
         lab = start_lab(work, env, port, token)
         api = f"http://127.0.0.1:{port}/api/status?token={token}"

@@ -13,7 +13,7 @@
 # (3) copies the new runs' records into figures/small/training_logs/; (4) compares the two trainings' logs step by
 # step (figures/small/reproducibility.md); (5) exports weights/isfrnet_small.pt and writes its sha256 into
 # isfr/models/shipped.py; (6) rewrites training_record.{csv,md} with the new main runs.
-# rescore: (7) reruns notebooks 01-04, 06 and 07 at small on the clean commit; (8) the paired difference of the two
+# rescore: (7) reruns notebooks 01-04, 06 and 07 at small on the clean commit (06 beside the others); (8) the paired difference of the two
 # trainings on val and test (figures/small/retrain_vs_first_{val,test}.{csv,md}); (9) the model card.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -62,8 +62,15 @@ EOF
 elif [ "$phase" = rescore ]; then
   clean
   grep -q '^SHIPPED_SHA256 = "[0-9a-f]\{64\}"' isfr/models/shipped.py || { echo "run \`$0 prepare\` first" >&2; exit 2; }
-  { echo; echo "# isfr reproduce --preset small --only 01 02 03 04 06 07   (commit $(git rev-parse --short HEAD), clean, $(date -u +%FT%TZ))"; } >> $FIG/reproduce.log
-  isfr reproduce --preset small --only 01 02 03 04 06 07 2>&1 | tee -a $FIG/reproduce.log
+  # two processes, one per core: notebook 06 (the test split, the longest) beside 01-04 and 07
+  logs=$(mktemp -d)
+  head="(commit $(git rev-parse --short HEAD), clean, $(date -u +%FT%TZ)"
+  isfr reproduce --preset small --only 06 > "$logs/06.log" 2>&1 & pid=$!
+  isfr reproduce --preset small --only 01 02 03 04 07 > "$logs/rest.log" 2>&1 || { cat "$logs/rest.log" >&2; exit 1; }
+  wait $pid || { cat "$logs/06.log" >&2; exit 1; }
+  { echo; echo "# isfr reproduce --preset small --only 01 02 03 04 07   $head, beside 06)"; grep '^\[isfr reproduce\]' "$logs/rest.log"
+    echo; echo "# isfr reproduce --preset small --only 06   $head, beside 01-04 and 07)"; grep '^\[isfr reproduce\]' "$logs/06.log"
+  } | tee -a $FIG/reproduce.log
   for split in val test; do
     f=$([ $split = val ] && echo val_per_image.csv.gz || echo comparison_per_image.csv.gz)
     python tools/compare_trainings.py "$ARCHIVE/$f" "$FIG/$f" --out "$FIG/retrain_vs_first_$split" \

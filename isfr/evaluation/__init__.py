@@ -54,6 +54,6 @@ __all__ = [
     "FLAGS", "METRICS", "PROTOCOL", "NO_METRIC_MODELS", "PSP_COMPOSITE", "PSP_RAW", "RAW_NOTE", "ROW_COLUMNS",
     "agreement_notes", "better", "bootstrap_means", "ci_text", "comparison_footer", "comparison_rows", "duels",
     "evaluate", "head_to_head", "provenance", "ranking_agreement", "read_csv", "read_table", "score_raw",
-    "seed_spread", "summarise", "table1", "worst_pairs", "table2", "to_markdown", "write_csv", "write_duels",
+    "seed_spread", "summarise", "table1", "table2", "to_markdown", "worst_pairs", "write_csv", "write_duels",
     "write_seed_spread", "write_table",
 ]

@@ -106,7 +106,8 @@ def export_pipeline(preset: Preset, variant: Variant | str = "full", path: str |
     v, preset = as_variant(variant), with_data_root(preset, data_root)
     path = Path(path) if path else export_path(preset, v)
     schedule = schedule_status(preset, v)
-    unfinished = [f"{run}: best checkpoint so far step {r['step']:,} of {r['total_steps']:,}" for run, r in schedule.items() if not r["finished"]]
+    unfinished = [f"{run}: best checkpoint so far step {r['step']:,} of {r['total_steps']:,}"
+                  for run, r in schedule.items() if not r["finished"]]
     if unfinished:
         warnings.warn(f"exporting an unfinished model ({'; '.join(unfinished)}): resume its training "
                       f"(`isfr train --preset {preset.name}`) and export again for the finished one",

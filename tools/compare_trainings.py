@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from isfr.core.paths import shown_path
 from isfr.evaluation import duels, write_duels
 
 
@@ -37,9 +38,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--new-label", default="retrain")
     args = p.parse_args(argv)
     table = paired(args.old, args.new, args.method, args.old_label, args.new_label)
-    md = write_duels(table, args.out, f"{args.method}, {args.new_label} against {args.old_label}, on the same pairs "
-                     f"({args.old.name} and {args.new.name})",
-                     f"`{args.old}` and `{args.new}`", diff=f"{args.new_label} - {args.old_label}")
+    md = write_duels(table, args.out, f"{args.method}, {args.new_label} against {args.old_label}, on the same "
+                     "(image, mask) pairs", f"`{shown_path(args.old)}` and `{shown_path(args.new)}`",
+                     diff=f"{args.new_label} - {args.old_label}")
     print(md.read_text(), end="")
     return 0
 

@@ -65,3 +65,30 @@ def test_bench_sfr_step_quick(tmp_path):
     assert all(float(r[1]) > 0 for r in rows)
     assert "1 intra-op threads" in out.read_text()
 
+
+
+def test_score_shipped_compares_the_same_pairs_per_range():
+    import importlib.util
+
+    import pandas as pd
+
+    spec = importlib.util.spec_from_file_location("score_shipped", REPO / "benchmarks" / "score_shipped.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    pairs = [("a.jpg", "1.png", "20-40"), ("b.jpg", "2.png", "20-40"), ("c.jpg", "3.png", "40-60"),
+             ("d.jpg", "4.png", "")]
+    rows = pd.DataFrame({"name": [p[0] for p in pairs], "mask_name": [p[1] for p in pairs],
+                         "paper_range": [p[2] for p in pairs], "psnr": [30.0, 28.0, 22.0, 40.0],
+                         "ssim": [0.90, 0.80, 0.70, 0.99]})
+    committed = pd.concat([  # the ISFRNet rows 0.01 dB and 0.001 SSIM off, in another order; another method's rows
+        rows.iloc[::-1].assign(method="ISFRNet", psnr=[40.0, 22.0, 28.01, 29.99], ssim=[0.99, 0.70, 0.80, 0.899]),
+        rows.assign(method="biharmonic", psnr=0.0)])
+    table = {(r["metric"], r["range"]): r for r in tool.compare(rows, committed)}
+    assert table[("PSNR", "20-40")]["pairs"] == 2 and table[("PSNR", "20-40")]["difference"] == pytest.approx(0.0)
+    assert table[("PSNR", "20-40")]["largest pair difference"] == pytest.approx(0.01)
+    assert table[("PSNR", "20-40")]["within"] and table[("PSNR", "40-60")]["within"]
+    assert table[("SSIM", "20-40")]["difference"] == pytest.approx(0.0005) and table[("SSIM", "20-40")]["within"]
+    committed.loc[(committed["method"] == "ISFRNet") & (committed["name"] == "c.jpg"), "psnr"] = 21.9
+    assert not {(r["metric"], r["range"]): r for r in tool.compare(rows, committed)}[("PSNR", "40-60")]["within"]
+    with pytest.raises(SystemExit, match="no committed ISFRNet row"):
+        tool.compare(rows, committed[committed["name"] != "a.jpg"])

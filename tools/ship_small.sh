@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Ship a finished `small` main-model training as weights/isfrnet_small.pt, and rescore what depends on it.
 #
-#   tools/ship_small.sh prepare ARCHIVE    # then read the diff and commit it
+#   tools/ship_small.sh prepare ARCHIVE [LOG]    # then read the diff and commit it
 #   tools/ship_small.sh rescore ARCHIVE    # on that clean commit; then read the diff and commit it
 #
 # Needs ISFR_RUNS_DIR (holding the finished runs) and ISFR_DATA_ROOT (the CelebA subset and the NVIDIA masks), and
 # the repository's venv active. ARCHIVE names the folder of figures/small/archive/ that receives the results being
-# replaced, e.g. 2026-12-04-first-training. Nothing is committed here.
+# replaced, e.g. 2026-12-04-first-training; LOG, the training process's own output, is copied beside the runs'
+# records. Nothing is committed here.
 #
 # prepare: (1) checks a clean work tree, the data root and that stylegan, psp, ifr and sfr finished; (2) copies the
 # tables and per-image scores being replaced to the archive and moves the replaced main-model logs there (git mv);
@@ -43,7 +44,7 @@ if [ "$phase" = prepare ]; then
     for f in $REPLACED; do cp "$FIG/$f" "$ARCHIVE/$f"; done
     for r in $MAIN main_chain.log; do git mv "$FIG/training_logs/$r" "$ARCHIVE/training_logs/$r"; done
   fi
-  python tools/copy_run_logs.py "$RUNS" "$FIG/training_logs"
+  python tools/copy_run_logs.py "$RUNS" "$FIG/training_logs" ${3:+--extra "$3"}
   python tools/compare_logs.py "$FIG/training_logs" "$ARCHIVE/training_logs" --out "$FIG/reproducibility.md" >/dev/null
   mkdir -p weights
   isfr export --preset small -o weights/isfrnet_small.pt

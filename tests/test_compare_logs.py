@@ -31,3 +31,18 @@ def test_it_names_the_first_differing_step_and_ignores_the_clock(tmp_path):
     assert tool.compare_stage(new / "ifr", old / "ifr")["val_best"] == (26.0, 75, 25.0, 25)
     same = tool.compare_stage(old / "ifr", old / "ifr")
     assert same["first_differs"] is None and same["max_window_drift"] == 0.0
+
+
+def test_the_plot_draws_both_trainings_per_stage(tmp_path):
+    from PIL import Image
+
+    tool = load_tool("compare_logs")
+    rows = [f"{s},0.1,t,{s}.0,1e-4,1e-4,0.5,{2.0 - s / 1000},0.1\n" for s in range(25, 1025, 25)]
+    old, new = write(tmp_path / "old", rows), write(tmp_path / "new", rows)
+    (new / "ifr" / "val_log.csv").write_text("step,is_best,val_score\n500,1,24.0\n1000,1,25.0\n")
+    path = tool.plot(new, old, ["ifr", "sfr"], ("2026-12-06", "2026-12-04"), tmp_path / "p.png")
+    with Image.open(path) as im:
+        assert im.size[1] > im.size[0] > 100  # one column (sfr is in neither folder): taller than wide
+    import matplotlib.pyplot as plt
+
+    assert not plt.get_fignums(), "the figure was left open"

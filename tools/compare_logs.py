@@ -1,9 +1,10 @@
 """Two trainings of the same recipe and seed, step by step: where their ``train_log.csv`` first differ, by how
 much, and how far apart they drift; and their val-best scores (``val_log.csv``).
 
-Usage: ``python tools/compare_logs.py NEW OLD [--stages stylegan psp ifr sfr] [--out FILE.md]``, NEW and OLD being
-folders with one ``<stage>/train_log.csv`` per stage (a runs folder's data-tag folder, or
-``figures/small/training_logs``). Prints a Markdown report; ``--out`` writes it too.
+Usage: ``python tools/compare_logs.py NEW OLD [--stages stylegan psp ifr sfr] [--out FILE.md] [--plot FILE.png]
+[--new-label L] [--old-label L]``, NEW and OLD being folders with one ``<stage>/train_log.csv`` per stage (a runs
+folder's data-tag folder, or ``figures/small/training_logs``). Prints a Markdown report; ``--out`` writes it too;
+``--plot`` draws each stage's compared loss (``WINDOW``-step means) and val score for both trainings.
 
 Every logged value is the mean of ``log_every`` steps, so "first differs" names the first logged step whose
 window differs; the losses compared are every column but the clock, the epoch and the learning rates.
@@ -72,17 +73,59 @@ def report(new: Path, old: Path, stages: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def plot(new: Path, old: Path, stages: list[str], labels: tuple[str, str], path: Path) -> Path:
+    """Per stage (columns): the compared loss in ``WINDOW``-step means (top) and the val score (bottom), both
+    trainings on one axis each."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from isfr.experiments.figures import save_figure
+
+    stages = [s for s in stages if (new / s / "train_log.csv").is_file() and (old / s / "train_log.csv").is_file()]
+    fig, axes = plt.subplots(2, len(stages), figsize=(3.6 * len(stages), 5.6), squeeze=False)
+    for j, s in enumerate(stages):
+        main = compare_stage(new / s, old / s)["main"]
+        for folder, label, style in ((new, labels[0], "-"), (old, labels[1], "--")):
+            log = pd.read_csv(folder / s / "train_log.csv")
+            means = log.groupby((log["step"] - 1) // WINDOW).agg(step=("step", "max"), value=(main, "mean"))
+            axes[0, j].plot(means["step"], means["value"], style, label=label)
+            val = folder / s / "val_log.csv"
+            if val.is_file() and "val_score" in (v := pd.read_csv(val)).columns:
+                axes[1, j].plot(v["step"], v["val_score"], style + "o", markersize=3, label=label)
+        axes[0, j].set_title(f"{s}: {main} ({WINDOW}-step means)", fontsize=9)
+        if axes[1, j].lines:
+            axes[1, j].set_title(f"{s}: val PSNR (selection pairs)", fontsize=9)
+            axes[1, j].set_xlabel("step")
+        else:
+            axes[1, j].axis("off")
+            axes[1, j].text(0.5, 0.5, f"{s}: no val score", ha="center", va="center", fontsize=9)
+        for ax in axes[:, j]:
+            ax.tick_params(labelsize=8)
+    axes[0, 0].legend(fontsize=8)
+    fig.tight_layout()
+    save_figure(fig, path)
+    plt.close(fig)
+    return path
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("new", type=Path)
     p.add_argument("old", type=Path)
     p.add_argument("--stages", nargs="*", default=["stylegan", "psp", "ifr", "sfr"])
     p.add_argument("--out", type=Path, default=None)
+    p.add_argument("--plot", type=Path, default=None, help="a PNG of both trainings' losses and val scores")
+    p.add_argument("--new-label", default="new")
+    p.add_argument("--old-label", default="old")
     args = p.parse_args(argv)
     text = report(args.new, args.old, args.stages)
     print(text, end="")
     if args.out:
         args.out.write_text(text)
+    if args.plot:
+        plot(args.new, args.old, args.stages, (args.new_label, args.old_label), args.plot)
     return 0
 
 

@@ -12,7 +12,7 @@
 # prepare: (1) checks a clean work tree, the data root and that stylegan, psp, ifr and sfr finished; (2) copies the
 # tables and per-image scores being replaced to the archive and moves the replaced main-model logs there (git mv);
 # (3) copies the new runs' records into figures/small/training_logs/; (4) compares the two trainings' logs step by
-# step (figures/small/reproducibility.md); (5) exports weights/isfrnet_small.pt and writes its sha256 into
+# step (figures/small/reproducibility.{md,png}); (5) exports weights/isfrnet_small.pt and writes its sha256 into
 # isfr/models/shipped.py; (6) rewrites training_record.{csv,md} with the new main runs.
 # rescore: (7) reruns notebooks 01-04, 06 and 07 at small on the clean commit (06 beside the others); (8) the paired difference of the two
 # trainings on val and test (figures/small/retrain_vs_first_{val,test}.{csv,md}); (9) the model card.
@@ -45,7 +45,8 @@ if [ "$phase" = prepare ]; then
     for r in $MAIN main_chain.log; do git mv "$FIG/training_logs/$r" "$ARCHIVE/training_logs/$r"; done
   fi
   python tools/copy_run_logs.py "$RUNS" "$FIG/training_logs" ${3:+--extra "$3"}
-  python tools/compare_logs.py "$FIG/training_logs" "$ARCHIVE/training_logs" --out "$FIG/reproducibility.md" >/dev/null
+  python tools/compare_logs.py "$FIG/training_logs" "$ARCHIVE/training_logs" --out "$FIG/reproducibility.md" \
+    --plot "$FIG/reproducibility.png" --new-label "shipped model" --old-label "$archive_name" >/dev/null
   mkdir -p weights
   isfr export --preset small -o weights/isfrnet_small.pt
   sha=$(sha256sum weights/isfrnet_small.pt | cut -d' ' -f1)

@@ -14,7 +14,7 @@ What it does (every wait bounded, everything started is stopped at the end, also
    JupyterLab headless on 127.0.0.1, a free port, a random token, with its own config / runtime / workspace
    folders, the same ``ISFR_RUNS_DIR`` / ``ISFR_FIGURES_DIR`` in its environment.
 3. Headless Chromium (Debian packages ``chromium`` + ``chromium-driver``, driven by selenium:
-   ``pip install -e .[screenshot]``) opens the notebook, runs all cells, draws one stroke across the
+   ``pip install -e .[screenshot]``) opens the notebook, runs all cells, draws two strokes across the
    face on the ipycanvas with real mouse events (ActionChains), clicks Run, waits for the figure and
    saves a screenshot of the widget to ``--out``.
 
@@ -189,18 +189,20 @@ def screenshot(url: str, out: Path, timeout: float, width: int, height: int) -> 
         drv.execute_script("arguments[0].scrollIntoView({block: 'start'});", widget)
         time.sleep(1.5)  # the face drawn (client_ready replays it)
         w, h = canvas.size["width"], canvas.size["height"]
-        log(f"canvas {w}x{h}: painting a stroke")
-        # a stroke across the lower face (mouth and chin), as a person would drag: press, 20 moves, release
-        start_x, start_y, end_x, y_wave = int(-0.30 * w), int(0.18 * h), int(0.28 * w), int(0.06 * h)
-        chain = ActionChains(drv, duration=30).move_to_element_with_offset(canvas, start_x, start_y).click_and_hold()
-        n = 20
-        x, y = start_x, start_y
-        for i in range(1, n + 1):
-            nx = start_x + (end_x - start_x) * i // n
-            ny = start_y - int(y_wave * (1 - abs(2 * i / n - 1)))  # a gentle arc
-            chain.move_by_offset(nx - x, ny - y)
-            x, y = nx, ny
-        chain.release().perform()
+        log(f"canvas {w}x{h}: painting two strokes")
+        # strokes across the eyes and across the mouth, as a person would drag: press, 20 moves, release
+        for start_y in (int(-0.02 * h), int(0.18 * h)):
+            start_x, end_x, y_wave = int(-0.30 * w), int(0.28 * w), int(0.06 * h)
+            chain = ActionChains(drv, duration=30).move_to_element_with_offset(canvas, start_x, start_y).click_and_hold()
+            n = 20
+            x, y = start_x, start_y
+            for i in range(1, n + 1):
+                nx = start_x + (end_x - start_x) * i // n
+                ny = start_y - int(y_wave * (1 - abs(2 * i / n - 1)))  # a gentle arc
+                chain.move_by_offset(nx - x, ny - y)
+                x, y = nx, ny
+            chain.release().perform()
+            time.sleep(0.5)
         time.sleep(1.0)
         run = widget.find_element(By.XPATH, ".//button[normalize-space(.)='Run']")
         log("clicking Run")

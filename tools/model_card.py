@@ -113,8 +113,9 @@ a fresh clone: ISFRNet (Wang & Shin, 2023) at 64 px, trained from scratch on one
   first and pastes the fill back, so only the hole's pixels change; a large photo's hole is filled at 64 px and
   upscaled.
 - Not the paper's model: 64 px, not 256; stage 1 is a StyleGAN2 and a pSp encoder trained here on
-  {data['images']['train']:,} CelebA images, not the FFHQ pSp; pSp's and the SFR's perceptual and style losses ran
-  on random VGG features (no ImageNet weights here). LPIPS is not measured.
+  {data['images']['train']:,} CelebA images, not the FFHQ pSp; pSp's perceptual loss ran on random VGG features
+  (no ImageNet weights here), and the SFR's perceptual and style losses (eqs. 7-8) have weight 0 in this recipe
+  (`docs/ladder.md`). LPIPS is not measured.
 - Not for recognising or verifying people, and not evaluated on anything but CelebA.
 
 ## Data and terms

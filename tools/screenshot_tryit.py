@@ -1,4 +1,4 @@
-"""Screenshot of notebook 07 in JupyterLab: a stroke painted with the mouse, Run pressed, the result.
+"""Screenshot of notebook 07 in JupyterLab: strokes painted with the mouse, Run pressed, the result.
 
     nice -n 19 env OMP_NUM_THREADS=1 .venv/bin/python tools/screenshot_tryit.py [--out docs/try_it.png]
         [--preset small] [--data-root DIR] [--checkpoint FILE] [--runs-dir DIR] [--timeout 900]

@@ -203,9 +203,8 @@ def worst_pairs(df: pd.DataFrame, ours: str, baseline: str, manifest: pd.DataFra
     pairs = a[key + ["bucket", metric]].merge(b[key + [metric]], on=key, suffixes=("", "_base"))
     if pairs.empty:
         raise ValueError(f"worst_pairs: no pairs of {ours!r} and {baseline!r} in the ranges {list(ranges)}")
-    sign = 1 if better(metric) == "higher" else -1
     pairs["diff"] = pairs[metric] - pairs[f"{metric}_base"]
-    pairs = pairs.sort_values("diff", ascending=sign > 0, kind="stable").head(n)
+    pairs = pairs.sort_values("diff", ascending=better(metric) == "higher", kind="stable").head(n)
     index = {(r.image, r.mask): i for i, r in enumerate(manifest[["image", "mask"]].itertuples(index=False))}
     pairs["index"] = [index[(r.name, r.mask_name)] for r in pairs.itertuples(index=False)]
     return pairs.reset_index(drop=True)

@@ -48,6 +48,21 @@ def test_a_half_precision_file_loads_as_fp32_with_the_weights_as_stored_gives(tm
     assert changed, "as_stored left every weight as it was: the round trip is not exercised"
 
 
+def test_a_buffer_beyond_fp16_range_is_stored_in_fp32_not_as_inf(tmp_path, smoke_model):
+    """A BatchNorm running variance of 4e5 (the shipped SFR has such a channel) would be inf in fp16, zeroing the
+    channel's output: the file keeps that tensor in fp32, and the model loads it, and as_stored gives it, unchanged."""
+    bn = next(m for m in smoke_model.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    bn.running_var[0] = 4.4e5
+    path = tmp_path / "m.pt"
+    smoke_model.save(path, stored_dtype=torch.float16, preset="smoke")
+    raw = torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
+    big = [k for k, v in raw.items() if v.is_floating_point() and v.dtype == torch.float32]
+    assert len(big) == 1 and big[0].endswith("running_var")
+    loaded = dict(ISFRNet.from_checkpoint(path).named_buffers())[big[0]]
+    assert torch.isfinite(loaded).all() and loaded[0].item() == 4.4e5
+    assert torch.equal(as_stored(smoke_model).state_dict()[big[0]], loaded)
+
+
 def test_a_file_with_another_hash_gets_one_line_naming_both(tmp_path):
     f = tmp_path / "w.pt"
     f.write_bytes(b"not the model")

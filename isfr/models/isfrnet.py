@@ -62,6 +62,16 @@ def composite(pred: Tensor, known: Tensor, mask: Tensor) -> Tensor:
     return pred * mask + known * (1 - mask)
 
 
+def to_stored(t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """``t`` in ``dtype`` for a smaller file, unless a value of ``t`` lies beyond ``dtype``'s finite range (a
+    BatchNorm running variance of 4e5 would become inf in fp16 and zero its channel): such a tensor, and any
+    non-floating one, is kept as it is."""
+    if not t.is_floating_point() or t.dtype == dtype:
+        return t
+    fits = t.numel() == 0 or bool(t.abs().max() <= torch.finfo(dtype).max)
+    return t.to(dtype) if fits else t
+
+
 class ISFRNet(nn.Module):
     """Three-stage inpainting network. ``forward`` returns every intermediate image (Fig. 2)."""
 
@@ -125,12 +135,13 @@ class ISFRNet(nn.Module):
     # ---- one file for the whole pipeline -------------------------------------------------------
     def save(self, path: str | Path, stored_dtype: torch.dtype | None = None, **extra: Any) -> None:
         """Write config, state dict and the git commit to ``path`` atomically; ``stored_dtype`` (e.g.
-        ``torch.float16``, half the file) stores the floating tensors in that type, cast back on load."""
+        ``torch.float16``, half the file) stores the floating tensors in that type where they fit
+        (:func:`to_stored`), cast back on load."""
         from isfr.core.utils import atomic_torch_save, git_commit
 
         state = self.state_dict()
         if stored_dtype is not None:
-            state = {k: v.to(stored_dtype) if v.is_floating_point() else v for k, v in state.items()}
+            state = {k: to_stored(v, stored_dtype) for k, v in state.items()}
             extra["stored_dtype"] = str(stored_dtype).removeprefix("torch.")
         payload = {"format": FORMAT, "config": dataclasses.asdict(self.cfg), "commit": git_commit(),
                    "state_dict": state, **extra}

@@ -2,7 +2,7 @@
 ``weights/README.md``): the default model of ``isfr inpaint``, ``isfr evaluate`` and notebook 07.
 
 The file is an ``isfr export`` of the main model with its floating tensors stored in half precision
-(:data:`STORED_DTYPE`, 27.5 MB instead of 55) and cast to fp32 on load; :func:`as_stored` gives any model the
+(:data:`STORED_DTYPE`, 27.8 MB instead of 55; a tensor beyond fp16's range stays fp32) and cast to fp32 on load; :func:`as_stored` gives any model the
 weights such a file gives back, so that what the tables score is what ships. It is read with
 ``weights_only=True`` and checked against :data:`SHIPPED_SHA256` first.
 """
@@ -16,6 +16,7 @@ import torch
 import torch.nn as nn
 
 from isfr.core.paths import REPO_ROOT
+from isfr.models.isfrnet import to_stored
 from isfr.models.pretrained import sha256_file
 
 SHIPPED_NAME = "isfrnet_small.pt"
@@ -61,9 +62,10 @@ def shipped_model_path(expected: str | None = None) -> Path:
 
 @torch.no_grad()
 def as_stored(model: nn.Module) -> nn.Module:
-    """``model`` with every floating parameter and buffer rounded through :data:`STORED_DTYPE`, in place: the
-    weights a shipped file gives back, bit for bit, so that a table scored on it scores the shipped model."""
+    """``model`` with every floating parameter and buffer rounded through :data:`STORED_DTYPE` where a shipped file
+    stores it so (:func:`isfr.models.isfrnet.to_stored`), in place: the weights a shipped file gives back, bit for
+    bit, so that a table scored on it scores the shipped model."""
     for t in [*model.parameters(), *model.buffers()]:
         if t.is_floating_point():
-            t.copy_(t.to(STORED_DTYPE).to(t.dtype))
+            t.copy_(to_stored(t, STORED_DTYPE).to(t.dtype))
     return model

@@ -21,7 +21,7 @@ from isfr.models.pretrained import sha256_file
 
 SHIPPED_NAME = "isfrnet_small.pt"
 #: sha256 of ``weights/isfrnet_small.pt``; the model card states the same value (a test checks both).
-SHIPPED_SHA256 = ""  # not yet shipped: set with the file, in the same commit
+SHIPPED_SHA256 = "f4873c634dd8d5222d62e537ffa07dc0db83c440e88e58cb880b14a1a6ab34cc"
 STORED_DTYPE = torch.float16
 
 

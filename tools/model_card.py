@@ -89,6 +89,8 @@ def render(weights: Path) -> str:
     data = raw["data_identity"]
     steps_done = ", ".join(f"{k} {v['step']:,} of {v['total_steps']:,}" for k, v in raw["schedule"].items())
     sha = sha256_of(weights)
+    wide = [k for k, v in raw["state_dict"].items() if v.is_floating_point() and v.dtype != torch.float16]
+    kept = f" but for {', '.join(f'`{k}`' for k in wide)}, beyond fp16's range and kept in fp32" if wide else ""
     ident = pd.read_csv(FIG / "table2_comparison.csv").set_index("method").loc["ISFRNet"]
     return f"""# `{SHIPPED_NAME}`: the `small` ISFRNet
 
@@ -99,7 +101,7 @@ a fresh clone: ISFRNet (Wang & Shin, 2023) at 64 px, trained from scratch on one
 
 | | |
 |---|---|
-| file | `weights/{SHIPPED_NAME}`, {weights.stat().st_size / 1e6:.1f} MB; weights stored in fp16, cast to fp32 on load (`weights_only=True`) |
+| file | `weights/{SHIPPED_NAME}`, {weights.stat().st_size / 1e6:.1f} MB; weights stored in fp16{kept}, cast to fp32 on load (`weights_only=True`) |
 | sha256 | `{sha}` (also `isfr.models.shipped.SHIPPED_SHA256`: a file with another hash is refused in one line) |
 | model | stage 1 pSp encoder + StyleGAN2, stage 2 IFR, stage 3 SFR (two encoders, one decoder, eq. 1's weighting): {params / 1e6:.1f} M parameters; the discriminators D1 and D2 are not shipped |
 | preset | `small`, seed {raw['preset_config']['seed']}, fp32 (`schedule.amp=none`), exported at commit {raw['commit']} |

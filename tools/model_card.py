@@ -19,7 +19,7 @@ from isfr.evaluation import summarise, worst_pairs
 from isfr.evaluation.paper_numbers import TABLE2
 from isfr.experiments.experiment import hardware_text
 from isfr.models.isfrnet import ISFRNet
-from isfr.models.shipped import SHIPPED_NAME, sha256_of
+from isfr.models.shipped import SHIPPED_NAME, STORED_DTYPE, sha256_of
 
 REPO = Path(__file__).resolve().parents[1]
 FIG = REPO / "figures" / "small"
@@ -89,7 +89,7 @@ def render(weights: Path) -> str:
     data = raw["data_identity"]
     steps_done = ", ".join(f"{k} {v['step']:,} of {v['total_steps']:,}" for k, v in raw["schedule"].items())
     sha = sha256_of(weights)
-    wide = [k for k, v in raw["state_dict"].items() if v.is_floating_point() and v.dtype != torch.float16]
+    wide = [k for k, v in raw["state_dict"].items() if v.is_floating_point() and v.dtype != STORED_DTYPE]
     kept = f" but for {', '.join(f'`{k}`' for k in wide)}, beyond fp16's range and kept in fp32" if wide else ""
     ident = pd.read_csv(FIG / "table2_comparison.csv").set_index("method").loc["ISFRNet"]
     return f"""# `{SHIPPED_NAME}`: the `small` ISFRNet

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from isfr.experiments.config import PRESETS
-from isfr.core.paths import NOTEBOOKS_DIR, figures_dir, shown_path
+from isfr.core.paths import NOTEBOOKS_DIR, figures_dir, portable_text, shown_path
 
 
 def numbered_notebooks(folder: Path = NOTEBOOKS_DIR) -> list[Path]:
@@ -57,6 +57,7 @@ def reproduce(
         nb_params = {**params, "train": train_ladder} if nb.name.startswith("08_") else params
         pm.execute_notebook(str(nb), str(out), parameters=nb_params, kernel_name=kernel, cwd=str(nb.parent),
                             progress_bar=False)
+        out.write_text(portable_text(out.read_text(encoding="utf-8")), encoding="utf-8")  # no machine's paths
         print(f"[isfr reproduce] {nb.name} done in {time.time() - t0:.0f} s", flush=True)
         done.append(out)
     if not only:

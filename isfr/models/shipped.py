@@ -3,8 +3,8 @@
 
 The file is an ``isfr export`` of the main model with its floating tensors stored in half precision
 (:data:`STORED_DTYPE`, 27.8 MB instead of 55; a tensor beyond fp16's range stays fp32) and cast to fp32 on load;
-:func:`as_stored` gives any model the weights such a file gives back, so that what the tables score is what ships. It is read with
-``weights_only=True`` and checked against :data:`SHIPPED_SHA256` first.
+:func:`as_stored` gives any model the weights such a file gives back, so that what the tables score is what ships.
+It is read with ``weights_only=True`` and checked against :data:`SHIPPED_SHA256` first.
 """
 from __future__ import annotations
 

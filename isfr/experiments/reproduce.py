@@ -57,7 +57,8 @@ def reproduce(
         nb_params = {**params, "train": train_ladder} if nb.name.startswith("08_") else params
         pm.execute_notebook(str(nb), str(out), parameters=nb_params, kernel_name=kernel, cwd=str(nb.parent),
                             progress_bar=False)
-        out.write_text(portable_text(out.read_text(encoding="utf-8")), encoding="utf-8")  # no machine's paths
+        if out.is_file():  # no machine's paths in the executed notebook
+            out.write_text(portable_text(out.read_text(encoding="utf-8")), encoding="utf-8")
         print(f"[isfr reproduce] {nb.name} done in {time.time() - t0:.0f} s", flush=True)
         done.append(out)
     if not only:

@@ -7,13 +7,35 @@ import os
 import subprocess
 import sys
 
+import shutil
+from collections import namedtuple
+
+import pytest
+
 from isfr.core.paths import REPO_ROOT
+from isfr.experiments import dryrun as D
+
+
+def test_a_disk_without_room_is_refused_before_anything_is_written(tmp_path, monkeypatch):
+    """One line naming the folder, the room there and the room needed, and a fix; no temporary folder left."""
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(D.shutil, "disk_usage", lambda folder: usage(10 * 2**30, 9 * 2**30, 2**30))
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr(D.tempfile, "tempdir", None)  # tempfile reads TMPDIR again
+    with pytest.raises(OSError, match=r"has 1.0 GiB free and the dry run needs about 3.5 GiB there") as e:
+        D.dryrun("paper", cut_down=True, out=tmp_path / "dryrun.md")
+    assert str(tmp_path) in str(e.value) and "TMPDIR" in str(e.value)
+    assert not list(tmp_path.glob("isfr-dryrun-*"))
 
 
 def test_cut_down_dry_run_of_the_paper_preset(tmp_path):
     out = tmp_path / "dryrun.md"
     scratch = tmp_path / "scratch"
     scratch.mkdir()
+    free = shutil.disk_usage(scratch).free / 2**30
+    if free < D.DISK_GIB["cut_down"]:
+        pytest.skip(f"the cut-down dry run needs about {D.DISK_GIB['cut_down']} GiB free under {scratch}; "
+                    f"{free:.1f} GiB are")
     figures_before = (REPO_ROOT / "figures" / "paper").exists()
     env = {**os.environ, "TMPDIR": str(scratch)}
     env.pop("ISFR_ALLOW_STANDIN_WEIGHTS", None)  # the dry run sets it for its own processes only
@@ -26,5 +48,5 @@ def test_cut_down_dry_run_of_the_paper_preset(tmp_path):
         assert f"| {phase} |" in table, phase
     rows = {line.split("|")[1].strip().split("@")[0]: line for line in table.splitlines() if "@" in line}
     assert {"ifr", "sfr", "unet"} <= set(rows), rows  # every trained stage at 256 px has a step time
-    assert not list(scratch.glob("isfr-dryrun-*"))  # the temporary folder (2 GB of stand-ins, runs, figures) is gone
+    assert not list(scratch.glob("isfr-dryrun-*"))  # the temporary folder (stand-ins, runs, figures: 3 GB) is gone
     assert (REPO_ROOT / "figures" / "paper").exists() == figures_before  # nothing written to the work tree

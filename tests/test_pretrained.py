@@ -53,6 +53,41 @@ def test_psp_standin_writer_matches_the_official_layout(tmp_path, monkeypatch):
     assert torch.equal(torch.load(again, weights_only=True)["latent_avg"], ckpt["latent_avg"])  # seeded
 
 
+def test_compact_standins_keep_keys_shapes_and_load_strictly(tmp_path):
+    """``compact=True`` (the cut-down dry run on a small disk): same keys, shapes and dtypes in a fraction of
+    the bytes; element [i, j, ...] is the (i + j + ...)-th value of the full tensor; pSp's encoder and decoder
+    load it strictly and run."""
+    from torchvision.models import alexnet
+
+    from isfr.models.backbones import ALEXNET_FILE
+    from isfr.models.psp import GradualStyleEncoder
+    from isfr.models.stylegan2 import Generator
+
+    t = torch.arange(24.0).reshape(2, 3, 4)
+    c = S.compact_tensor(t)
+    assert c.shape == t.shape and c[1, 2, 3] == 6.0 and c[0, 1, 0] == 1.0 and c.untyped_storage().nbytes() == 7 * 4
+    ints = torch.tensor([3, 1])
+    assert S.compact_tensor(ints) is ints  # integer tensors (BatchNorm's num_batches_tracked) as they are
+    path = S.write_torchvision_standin(ALEXNET_FILE, tmp_path, compact=True)
+    assert path.stat().st_size < 2**20  # the full AlexNet file is 233 MiB
+    small, reference = torch.load(path, weights_only=True), alexnet(weights=None).state_dict()
+    assert small.keys() == reference.keys()
+    for k, v in reference.items():
+        assert small[k].shape == v.shape and small[k].dtype == v.dtype, k
+    kw = dict(size=32, style_dim=16, n_mlp=1, channel_multiplier=1, channel_max=8, width=0.125)
+    full, small = S.write_psp_standin(tmp_path / "full.pt", **kw), S.write_psp_standin(tmp_path / "small.pt", **kw,
+                                                                                          compact=True)
+    assert small.stat().st_size * 3 < full.stat().st_size
+    a, b = (torch.load(p, weights_only=True)["state_dict"] for p in (full, small))
+    w = "decoder.convs.0.conv.weight"
+    assert b[w].shape == a[w].shape and b[w][0, 1, 2, 2, 1] == a[w].flatten()[1 + 2 + 2 + 1]
+    dec, enc = Generator(32, 16, 1, channel_multiplier=1, channel_max=8), GradualStyleEncoder(input_nc=3, n_styles=8,
+                                                                                              style_dim=16, width=0.125)
+    for prefix, module in (("decoder.", dec), ("encoder.", enc)):
+        module.load_state_dict({k[len(prefix):]: v for k, v in b.items() if k.startswith(prefix)}, strict=True)
+    assert torch.isfinite(dec([torch.randn(1, 16)])[0]).all()
+
+
 def test_arcface_standin_refused_without_the_flag(tmp_path, monkeypatch):
     path = S.write_arcface_standin(tmp_path / "model_ir_se50.pth")
     monkeypatch.delenv(W.STANDIN_ENV, raising=False)
@@ -105,8 +140,8 @@ def test_standins_written_under_one_folder(tmp_path, monkeypatch):
     """write_standins names every file it wrote, all under the folder given (never the work tree); the
     pSp writer is exercised above at test size, so only its path is checked here (the real one is 1 GB)."""
     calls = {}
-    monkeypatch.setattr(S, "write_psp_standin", lambda path, seed=0: calls.setdefault("psp", path))
-    monkeypatch.setattr(S, "write_torchvision_standin", lambda name, home, seed=0: calls.setdefault(name, home))
+    monkeypatch.setattr(S, "write_psp_standin", lambda path, seed=0, compact=False: calls.setdefault("psp", path))
+    monkeypatch.setattr(S, "write_torchvision_standin", lambda name, home, seed=0, compact=False: calls.setdefault(name, home))
     out = S.write_standins(tmp_path, seed=3)
     assert set(out) == {"psp", "arcface", "vgg16", "alexnet"}
     assert out["psp"] == tmp_path / "weights" / "psp_ffhq_encode.pt" and out["arcface"].is_file()

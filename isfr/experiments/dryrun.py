@@ -14,7 +14,10 @@ bf16 autocast on a CPU that runs bf16 in hardware and fp32 on one that would emu
 It reports wall time, peak RSS and disk used per phase, seconds per training step of each stage at 256 px,
 checkpoint sizes, and the projected evaluation time of the paper protocol (seconds per scored pair x
 12,000 pairs), as ``benchmarks/results/dryrun_<preset>[_<preprocess>].md``. ``cut_down=True`` (CI) trains
-the full model only and runs notebooks 01, 04 and 06. Every number it computes is meaningless as a result.
+the full model only, runs notebooks 01, 04 and 06, and writes the stand-ins compact
+(:func:`isfr.models.standins.compact_tensor`: the same keys, shapes and dtypes in a few MB instead of 2 GB). It
+refuses to start, in one line, on a disk with less room than :data:`DISK_GIB` says it needs. Every number it
+computes is meaningless as a result.
 """
 from __future__ import annotations
 
@@ -42,6 +45,9 @@ WORKLOAD: dict[str, Any] = {
 CUT_DOWN: dict[str, Any] = {**WORKLOAD, "schedule.ifr_steps": 1, "schedule.sfr_steps": 1, "schedule.unet_steps": 1,
                             "schedule.test_images": 1, "schedule.h2h_val_images": 1, "schedule.ckpt_every": 1,
                             "schedule.val_every": 1}
+#: free disk the dry run needs under ``TMPDIR``, GiB: the measured peak (stand-ins, runs, figures and the temporary
+#: copy of an atomic save; 10.5 GiB in all, 2.8 GiB cut down with compact stand-ins) and a margin
+DISK_GIB = {"full": 12.0, "cut_down": 3.5}
 PAPER_PAIRS = 12_000  # the paper protocol: 2,000 test images x 6 buckets (isfr.experiments.config, paper preset)
 CUT_DOWN_NOTEBOOKS = ("01", "04", "06")
 
@@ -59,6 +65,16 @@ def _run(cmd: list[str], env: dict[str, str], log: Path) -> dict[str, float]:
         tail = "\n".join(log.read_text(errors="replace").splitlines()[-25:])
         raise RuntimeError(f"dry run: `{' '.join(cmd)}` failed (exit {p.returncode}); log {log}:\n{tail}")
     return {"wall_s": wall, "peak_rss_mib": usage.ru_maxrss / 1024}
+
+
+def check_free_disk(folder: Path, need_gib: float) -> None:
+    """Refuse to start when ``folder`` has less than ``need_gib`` free: a disk that fills half-way through a
+    checkpoint fails deep inside ``torch.save`` with a message that does not say why."""
+    free = shutil.disk_usage(folder).free / 2**30
+    if free < need_gib:
+        raise OSError(f"dry run: {folder} has {free:.1f} GiB free and the dry run needs about {need_gib:.1f} GiB "
+                      "there (stand-in weights, checkpoints, figures): free some space, or point TMPDIR at a "
+                      "folder on a disk with more room")
 
 
 def _du_mib(folder: Path) -> float:
@@ -93,6 +109,7 @@ def dryrun(preset: str = "paper", data_root: str | None = None, preprocess: str 
     from isfr.models.standins import write_standins
 
     data_root = data_root or os.environ.get("ISFR_DATA_ROOT") or None
+    check_free_disk(Path(tempfile.gettempdir()), DISK_GIB["cut_down" if cut_down else "full"])
     tmp = Path(tempfile.mkdtemp(prefix="isfr-dryrun-"))
     env = {**os.environ, "TORCH_HOME": str(tmp / "torch"), "ISFR_RUNS_DIR": str(tmp / "runs"),
            "ISFR_FIGURES_DIR": str(tmp / "figures"), STANDIN_ENV: "1", "MPLBACKEND": "Agg"}
@@ -107,7 +124,7 @@ def dryrun(preset: str = "paper", data_root: str | None = None, preprocess: str 
     phases: dict[str, dict[str, float]] = {}
     try:
         t0 = time.perf_counter()
-        write_standins(tmp)
+        write_standins(tmp, compact=cut_down)  # cut down: the same formats in MBs, not 2 GB (a CI disk is small)
         phases["stand-in weights"] = {"wall_s": time.perf_counter() - t0, "peak_rss_mib": float("nan")}
         print(f"[isfr dryrun] stand-ins in {tmp} ({phases['stand-in weights']['wall_s']:.0f} s)", flush=True)
         variants = ["--variants", "full"] if cut_down else []
@@ -186,8 +203,8 @@ def _report(preset: str, preprocess: str | None, cut_down: bool, data_root: str 
              + (" --cut-down" if cut_down else "") + "`: data "
              + (f"`{shown_path(data_root)}`" if data_root else "synthetic faces")
              + f"; workload {json.dumps(CUT_DOWN if cut_down else WORKLOAD)}; every other field as the preset has it",
-             f"- **total wall time {total / 60:.1f} min**, disk used {disk_mib / 1024:.2f} GiB (stand-ins, runs, "
-             f"figures), exported model {export_mib:.0f} MiB", "",
+             f"- **total wall time {total / 60:.1f} min**, disk used {disk_mib / 1024:.2f} GiB "
+             f"({'compact ' if cut_down else ''}stand-ins, runs, figures), exported model {export_mib:.0f} MiB", "",
              f"- figures and tables written: {len(written)} files in `figures/{preset}/`"
              + ("" if cut_down else ("; every file of figures/README.md written" if not missing else
                                      f"; **missing** from figures/README.md's index: {', '.join(missing)}")), "",

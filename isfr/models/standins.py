@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import Tensor
 from torchvision.models import alexnet, vgg16
 
 from isfr.models.backbones import ALEXNET_FILE, VGG16_FILE
@@ -19,16 +20,35 @@ from isfr.models.pretrained import PSP_FILE, STANDIN_KEY, STANDIN_NOTE
 from isfr.core.utils import seeded
 
 
-def _save_atomic(obj: Any, path: Path) -> Path:
+def compact_tensor(t: Tensor) -> Tensor:
+    """``t``'s shape and dtype held in a few of its own values: element ``[i, j, ...]`` is ``t.flatten()[i + j +
+    ...]``, a strided view that ``torch.save`` writes as its small storage. Values keep their initialisation's
+    range (a BatchNorm variance stays positive); integer and empty tensors are returned as they are."""
+    if t.dim() == 0 or t.numel() == 0 or not t.is_floating_point():
+        return t
+    n = sum(s - 1 for s in t.shape) + 1
+    return t.flatten()[:n].clone().as_strided(t.shape, (1,) * t.dim())
+
+
+def _compacted(obj: Any) -> Any:
+    if isinstance(obj, Tensor):
+        return compact_tensor(obj)
+    if isinstance(obj, dict):
+        return {k: _compacted(v) for k, v in obj.items()}
+    return obj
+
+
+def _save_atomic(obj: Any, path: Path, compact: bool = False) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".part")
-    torch.save(obj, tmp)
+    torch.save(_compacted(obj) if compact else obj, tmp)
     os.replace(tmp, path)
     return path
 
 
 def write_psp_standin(path: str | Path, *, seed: int = 0, size: int = 1024, style_dim: int = 512, n_mlp: int = 8,
-                      channel_multiplier: int = 2, width: float = 1.0, channel_max: int | None = None) -> Path:
+                      channel_multiplier: int = 2, width: float = 1.0, channel_max: int | None = None,
+                      compact: bool = False) -> Path:
     """pSp's ``psp_ffhq_encode.pt`` layout (``state_dict`` with ``encoder.*`` / ``decoder.*``, ``opts``,
     ``latent_avg``) with seeded random weights; defaults: IR-SE-50 + the 1024 px config-f generator.
     Smaller sizes are for tests (:meth:`isfr.models.psp.PSP.from_official_checkpoint` reads them when
@@ -43,10 +63,10 @@ def write_psp_standin(path: str | Path, *, seed: int = 0, size: int = 1024, styl
     opts = {"encoder_type": "GradualStyleEncoder", "output_size": size, "input_nc": 3,
             "start_from_latent_avg": True, "learn_in_w": False, "dataset_type": "ffhq_encode"}
     return _save_atomic({"state_dict": state, "opts": opts, "latent_avg": latent_avg.expand(n_styles_for(size), -1).clone(),
-                         STANDIN_KEY: STANDIN_NOTE}, Path(path))
+                         STANDIN_KEY: STANDIN_NOTE}, Path(path), compact)
 
 
-def write_torchvision_standin(name: str, torch_home: str | Path, seed: int = 0) -> Path:
+def write_torchvision_standin(name: str, torch_home: str | Path, seed: int = 0, compact: bool = False) -> Path:
     """``vgg16-397923af.pth`` / ``alexnet-owt-7be5be79.pth`` (the whole torchvision state_dict, seeded
     random) in ``<torch_home>/hub/checkpoints/``: their sha256 cannot match the name, so they are refused
     without the stand-in flag."""
@@ -54,22 +74,24 @@ def write_torchvision_standin(name: str, torch_home: str | Path, seed: int = 0) 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         sd = build(weights=None).state_dict()
-    return _save_atomic(sd, Path(torch_home) / "hub" / "checkpoints" / name)
+    return _save_atomic(sd, Path(torch_home) / "hub" / "checkpoints" / name, compact)
 
 
-def write_arcface_standin(path: str | Path, seed: int = 0) -> Path:
+def write_arcface_standin(path: str | Path, seed: int = 0, compact: bool = False) -> Path:
     """``model_ir_se50.pth`` (TreB1eN's keys, as pSp ships it) with seeded random weights + the marker."""
     with seeded(seed):
         sd = ArcFace().state_dict()
-    return _save_atomic({**sd, STANDIN_KEY: STANDIN_NOTE}, Path(path))
+    return _save_atomic({**sd, STANDIN_KEY: STANDIN_NOTE}, Path(path), compact)
 
 
-def write_standins(folder: str | Path, seed: int = 0) -> dict[str, Path]:
+def write_standins(folder: str | Path, seed: int = 0, compact: bool = False) -> dict[str, Path]:
     """Every stand-in, under ``folder`` (never the work tree): ``weights/psp_ffhq_encode.pt``,
     ``weights/model_ir_se50.pth`` and ``torch/hub/checkpoints/{vgg16,alexnet}-*.pth`` (point
-    ``TORCH_HOME`` at ``folder/torch``). About 2 GB."""
+    ``TORCH_HOME`` at ``folder/torch``). About 2 GB, as the real files; ``compact`` stores every tensor as a
+    strided view of a few of its values (:func:`compact_tensor`): the same keys, shapes and dtypes in about 5 MB, for
+    a dry run on a small disk (loading them then takes less memory than loading the real files)."""
     folder = Path(folder)
-    return {"psp": write_psp_standin(folder / "weights" / PSP_FILE, seed=seed),
-            "arcface": write_arcface_standin(folder / "weights" / ARCFACE_FILE, seed),
-            "vgg16": write_torchvision_standin(VGG16_FILE, folder / "torch", seed),
-            "alexnet": write_torchvision_standin(ALEXNET_FILE, folder / "torch", seed)}
+    return {"psp": write_psp_standin(folder / "weights" / PSP_FILE, seed=seed, compact=compact),
+            "arcface": write_arcface_standin(folder / "weights" / ARCFACE_FILE, seed, compact=compact),
+            "vgg16": write_torchvision_standin(VGG16_FILE, folder / "torch", seed, compact=compact),
+            "alexnet": write_torchvision_standin(ALEXNET_FILE, folder / "torch", seed, compact=compact)}

@@ -89,12 +89,13 @@ def test_compact_standins_keep_keys_shapes_and_load_strictly(tmp_path):
 
 
 def test_arcface_standin_refused_without_the_flag(tmp_path, monkeypatch):
-    path = S.write_arcface_standin(tmp_path / "model_ir_se50.pth")
+    path = S.write_arcface_standin(tmp_path / "model_ir_se50.pth", compact=True)  # compact: 168 MB less disk
     monkeypatch.delenv(W.STANDIN_ENV, raising=False)
     with pytest.raises(ValueError, match="stand-in ArcFace"):
         load_arcface(path)
     plain = tmp_path / "plain.pth"
-    torch.save(ArcFace().state_dict(), plain)  # the official layout, no marker: not a stand-in
+    # the official layout, no marker: not a stand-in
+    torch.save({k: S.compact_tensor(v) for k, v in ArcFace().state_dict().items()}, plain)
     assert not W.is_standin(plain) and W.is_standin(path)
     monkeypatch.setenv(W.STANDIN_ENV, "1")
     assert isinstance(load_arcface(path), ArcFace)
@@ -103,7 +104,7 @@ def test_arcface_standin_refused_without_the_flag(tmp_path, monkeypatch):
 def test_torchvision_standins_fail_the_release_hash(tmp_path, monkeypatch):
     from isfr.models.backbones import ALEXNET_FILE, load_alexnet_state_dict
 
-    path = S.write_torchvision_standin(ALEXNET_FILE, tmp_path)
+    path = S.write_torchvision_standin(ALEXNET_FILE, tmp_path, compact=True)
     assert path == tmp_path / "hub" / "checkpoints" / ALEXNET_FILE and W.is_standin(path)
     assert "classifier.6.weight" in torch.load(path, weights_only=True)  # the whole torchvision state_dict
     monkeypatch.delenv(W.STANDIN_ENV, raising=False)
@@ -142,7 +143,7 @@ def test_standins_written_under_one_folder(tmp_path, monkeypatch):
     calls = {}
     monkeypatch.setattr(S, "write_psp_standin", lambda path, seed=0, compact=False: calls.setdefault("psp", path))
     monkeypatch.setattr(S, "write_torchvision_standin", lambda name, home, seed=0, compact=False: calls.setdefault(name, home))
-    out = S.write_standins(tmp_path, seed=3)
+    out = S.write_standins(tmp_path, seed=3, compact=True)
     assert set(out) == {"psp", "arcface", "vgg16", "alexnet"}
     assert out["psp"] == tmp_path / "weights" / "psp_ffhq_encode.pt" and out["arcface"].is_file()
     assert calls["vgg16-397923af.pth"] == tmp_path / "torch"

@@ -15,7 +15,7 @@ It reports wall time, peak RSS and disk used per phase, seconds per training ste
 checkpoint sizes, and the projected evaluation time of the paper protocol (seconds per scored pair x
 12,000 pairs), as ``benchmarks/results/dryrun_<preset>[_<preprocess>].md``. ``cut_down=True`` (CI) trains
 the full model only, runs notebooks 01, 04 and 06, and writes the stand-ins compact
-(:func:`isfr.models.standins.compact_tensor`: the same keys, shapes and dtypes in a few MB instead of 2 GB). It
+(:func:`isfr.models.standins.compact_tensor`: the same keys, shapes and dtypes in under 3 MB instead of 2 GB). It
 refuses to start, in one line, on a disk with less room than :data:`DISK_GIB` says it needs. Every number it
 computes is meaningless as a result.
 """

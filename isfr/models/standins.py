@@ -88,7 +88,7 @@ def write_standins(folder: str | Path, seed: int = 0, compact: bool = False) -> 
     """Every stand-in, under ``folder`` (never the work tree): ``weights/psp_ffhq_encode.pt``,
     ``weights/model_ir_se50.pth`` and ``torch/hub/checkpoints/{vgg16,alexnet}-*.pth`` (point
     ``TORCH_HOME`` at ``folder/torch``). About 2 GB, as the real files; ``compact`` stores every tensor as a
-    strided view of a few of its values (:func:`compact_tensor`): the same keys, shapes and dtypes in about 5 MB, for
+    strided view of a few of its values (:func:`compact_tensor`): the same keys, shapes and dtypes in under 3 MB, for
     a dry run on a small disk (loading them then takes less memory than loading the real files)."""
     folder = Path(folder)
     return {"psp": write_psp_standin(folder / "weights" / PSP_FILE, seed=seed, compact=compact),

@@ -73,6 +73,35 @@ def test_atomic_torch_save_failure_keeps_previous_file(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == [target]
 
 
+def test_atomic_torch_save_names_a_full_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """torch reports a disk that fills part-way as "unexpected pos"; with the disk (nearly) full that becomes
+    ENOSPC naming the file; the earlier file stays. With room left, torch's error is passed on as it is."""
+    import errno
+    from collections import namedtuple
+
+    import isfr.core.utils as U
+
+    target = tmp_path / "ckpt.pt"
+    atomic_torch_save({"a": torch.ones(3)}, target)
+
+    def short_write(obj, f):
+        f.write(b"x" * 4096)
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 538768960 vs 538768848")
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(U.torch, "save", short_write)
+    monkeypatch.setattr(U.shutil, "disk_usage", lambda p: usage(2**30, 2**30 - 2**20, 2**20))
+    with pytest.raises(OSError) as e:
+        atomic_torch_save({"a": torch.zeros(3)}, target)
+    assert e.value.errno == errno.ENOSPC and str(target) in str(e.value) and "1 MiB left" in str(e.value)
+    monkeypatch.setattr(U.shutil, "disk_usage", lambda p: usage(2**40, 2**39, 2**39))
+    with pytest.raises(RuntimeError, match="unexpected pos"):
+        atomic_torch_save({"a": torch.zeros(3)}, target)
+    monkeypatch.undo()
+    assert torch.equal(torch.load(target, weights_only=True)["a"], torch.ones(3))
+    assert list(tmp_path.iterdir()) == [target]
+
+
 # --------------------------------------------------------------------------- format / rotation
 
 

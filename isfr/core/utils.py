@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import json
 import os
 import random
+import shutil
 import subprocess
 import tempfile
 import warnings
@@ -205,10 +207,22 @@ def atomic_write_json(obj: Any, path: str | Path) -> None:
     atomic_write_text(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n", path)
 
 
+#: below this much room left on its disk, a failed ``torch.save`` is taken for a full disk
+FULL_DISK_BYTES = 64 * 2**20
+
+
 def atomic_torch_save(obj: Any, path: str | Path) -> None:
-    """``torch.save(obj, path)`` atomically: a crash or error never leaves a half-written ``path``."""
+    """``torch.save(obj, path)`` atomically: a crash or error never leaves a half-written ``path``. A disk that
+    fills up part-way (torch says only "unexpected pos ...") is reported as ``OSError(ENOSPC)`` naming ``path``."""
     with atomic_open(path, "wb") as f:
-        torch.save(obj, f)
+        try:
+            torch.save(obj, f)
+        except RuntimeError as err:
+            free = shutil.disk_usage(Path(path).parent).free  # the partial file still takes its room here
+            if free >= FULL_DISK_BYTES:
+                raise
+            raise OSError(errno.ENOSPC, f"{path}: the disk filled up while writing it ({free / 2**20:.0f} MiB "
+                          "left; nothing was written): free some space, or write it to another disk") from err
 
 
 def one_line_warnings() -> None:

@@ -106,6 +106,15 @@ def write_alexnet_file(torch_home: Path, seed: int = 0) -> dict[str, torch.Tenso
     return _write_convs(torch_home / "hub" / "checkpoints" / ALEXNET_FILE, ALEX_CONVS, seed)
 
 
+def shipped_file() -> Path:
+    """``weights/isfrnet_small.pt`` of this checkout, which must have it: the model ships with the repository."""
+    from isfr.models.shipped import SHIPPED_NAME
+
+    path = REPO / "weights" / SHIPPED_NAME
+    assert path.is_file(), f"weights/{SHIPPED_NAME} ships with the repository; this checkout lacks it"
+    return path
+
+
 def load_tool(name: str):
     """The module ``tools/<name>.py`` (tools/ is not a package)."""
     import importlib.util

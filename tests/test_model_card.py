@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import torch
 
-from conftest import load_tool
+from conftest import load_tool, shipped_file
 
 REPO = Path(__file__).resolve().parents[1]
 FIG = REPO / "figures" / "small"
@@ -57,6 +57,5 @@ def test_check_fails_on_a_card_that_is_not_what_the_files_give(smoke_file, tmp_p
 
 
 def test_the_committed_card_is_what_the_committed_files_give():
-    weights = REPO / "weights" / "isfrnet_small.pt"
-    assert weights.is_file(), "weights/isfrnet_small.pt ships with the repository; this checkout lacks it"
+    shipped_file()
     assert load_tool("model_card").main(["--check"]) == 0

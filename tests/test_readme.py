@@ -21,6 +21,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from conftest import shipped_file
+
 REPO = Path(__file__).resolve().parents[1]
 SMALL = REPO / "figures" / "small"
 MARKER = "At the smoke preset, in an empty folder"  # the sentence right above docs/inpainting.md's block
@@ -69,8 +71,7 @@ def test_the_readme_inpaint_block_runs_verbatim_on_the_shipped_model(tmp_path):
     from scipy.ndimage import binary_dilation
     from skimage.metrics import peak_signal_noise_ratio
 
-    shipped = REPO / "weights" / "isfrnet_small.pt"
-    assert shipped.is_file(), "weights/isfrnet_small.pt ships with the repository; this checkout lacks it"
+    shipped_file()
     lines = bash_block(REPO / "README.md", INPAINT_MARKER)
     assert lines[-1].startswith("isfr inpaint") and "--checkpoint" not in lines[-1]
     out = _run_lines(lines, tmp_path, _env(tmp_path))[-1].stdout

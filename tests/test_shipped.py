@@ -1,5 +1,5 @@
 """The shipped model's plumbing (isfr.models.shipped): fp16 storage read back as fp32, the sha256 check, the search
-for the file; and, once ``weights/isfrnet_small.pt`` is committed, its hash against the code and the model card."""
+for the file; and the committed ``weights/isfrnet_small.pt``: its hash against the code and the model card, its scores."""
 from __future__ import annotations
 
 import re
@@ -13,6 +13,8 @@ from isfr.models.isfrnet import ISFRNet
 from isfr.models.shipped import (SHIPPED_NAME, SHIPPED_SHA256, as_stored, check_sha256, sha256_of, shipped_locations,
                                  shipped_model_path)
 from isfr.experiments.trained import build_model
+
+from conftest import shipped_file
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -100,8 +102,7 @@ def test_the_search_names_every_place_and_the_fixes(tmp_path, monkeypatch):
 
 
 def test_the_shipped_file_matches_the_code_and_the_model_card():
-    path = REPO / "weights" / SHIPPED_NAME
-    assert path.is_file(), f"weights/{SHIPPED_NAME} ships with the repository; this checkout lacks it"
+    path = shipped_file()
     assert SHIPPED_SHA256 and sha256_of(path) == SHIPPED_SHA256
     card = (REPO / "weights" / "README.md").read_text()
     assert re.search(rf"\b{SHIPPED_SHA256}\b", card), "weights/README.md must state the file's sha256"
@@ -115,8 +116,7 @@ def test_the_shipped_model_scores_what_the_committed_val_rows_say(data_root):
 
     from isfr.apps.inpaint import evaluate_checkpoint
 
-    path = REPO / "weights" / SHIPPED_NAME
-    assert path.is_file(), f"weights/{SHIPPED_NAME} ships with the repository; this checkout lacks it"
+    shipped_file()
     rows, _ = evaluate_checkpoint(shipped_model_path(), data_root, "val", limit=4, learned_metrics=False,
                                   progress=False, device="cpu")
     rows = rows.head(20)
@@ -137,8 +137,7 @@ def test_a_wheel_carries_the_shipped_model_where_a_non_editable_install_looks(tm
     import sys
     import zipfile
 
-    path = REPO / "weights" / SHIPPED_NAME
-    assert path.is_file(), f"weights/{SHIPPED_NAME} ships with the repository; this checkout lacks it"
+    path = shipped_file()
     proc = subprocess.run([sys.executable, "-m", "pip", "wheel", str(REPO), "--no-deps", "--no-build-isolation",
                            "-w", str(tmp_path), "-q"], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
